@@ -1,0 +1,1020 @@
+/*
+ * cgroup.c: one cgroup per sandbox, on cgroup v2, v1, or a mix of both.
+ *
+ * Sections:
+ *   files      read/write helpers whose errors name the file, the value and the reason
+ *   discovery  where each hierarchy is mounted (/proc/self/mountinfo) and where the caller is
+ *              in it (/proc/self/cgroup)
+ *   choice     per resource: v2 when its controller is enabled, or can be enabled, in the
+ *              caller's v2 cgroup; else the v1 hierarchy that has it
+ *   create     mkdir and limits, all or nothing; attach; the CLONE_INTO_CGROUP fd
+ *   stats, freeze
+ *   destroy    kill what is left, rmdir every directory
+ */
+#include "cgroup.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+#define CPU_PERIOD_US 100000ULL
+#define FREEZE_TIMEOUT_NS (5 * 1000000000LL)
+#define DESTROY_TIMEOUT_NS (2 * 1000000000LL)
+#define POLL_NS (5 * 1000000L)
+#define READ_MAX                                                                                   \
+	(8u << 20) /* cgroup.procs of 4M pids would be ~32 MiB; pids.max keeps it small            \
+		    */
+
+/* The v1 controller behind each resource (v2 has no controller for the freezer or cpu.stat). */
+static const char *const res_v1_name[NB_CGROUP_N_RES] = {
+	[NB_CGROUP_MEMORY] = "memory",	 [NB_CGROUP_CPU] = "cpu",	  [NB_CGROUP_PIDS] = "pids",
+	[NB_CGROUP_FREEZER] = "freezer", [NB_CGROUP_CPUACCT] = "cpuacct",
+};
+
+/* One directory we create: a hierarchy can serve several resources (v2, or cpu,cpuacct). */
+struct cg_dir {
+	char *path;  /* absolute directory */
+	char *rel;   /* the same cgroup as /proc/PID/cgroup shows it */
+	char *ctrls; /* v1: the controller field of that hierarchy's /proc/PID/cgroup line; v2: ""
+		      */
+	char *hier;  /* mountinfo major:minor of the hierarchy, to find shared ones */
+	bool v2;
+	bool created;
+};
+
+struct nb_cgroup {
+	struct cg_dir dir[NB_CGROUP_N_RES];
+	size_t n_dir;
+	int res[NB_CGROUP_N_RES]; /* index into dir[] */
+	int v2_fd;
+	const char *mode;
+	char *desc;
+};
+
+/* ---- files ---- */
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void
+nap(void)
+{
+	struct timespec ts = { 0, POLL_NS };
+	nanosleep(&ts, NULL);
+}
+
+static int
+join(char *buf, size_t size, const char *dir, const char *file, struct nb_err *e)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, file);
+	if (n < 0 || (size_t)n >= size)
+		return nb_err_set(e, ENAMETOOLONG, "cgroup: %s/%s: path too long", dir, file);
+	return 0;
+}
+
+/*
+ * Writes @val to @dir/@file in one write(2), as cgroupfs wants. -ENOENT is returned without
+ * touching @e when @optional, so callers can skip files this kernel does not have.
+ */
+static int
+write_file(const char *dir, const char *file, const char *val, bool optional, struct nb_err *e)
+{
+	char path[PATH_MAX];
+	int r = join(path, sizeof(path), dir, file, e);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (optional && errno == ENOENT)
+			return -ENOENT;
+		return nb_err_setp(e, errno, "cgroup: %s: open", path);
+	}
+	size_t len = strlen(val);
+	ssize_t w = write(fd, val, len);
+	if (w < 0)
+		return nb_err_setp(e, errno, "cgroup: %s: write %s", path, val);
+	if ((size_t)w != len)
+		return nb_err_set(e, EIO, "cgroup: %s: write %s: short write", path, val);
+	return 0;
+}
+
+/* For the optional variants: a file this kernel does not have is not an error. */
+static int
+absent_ok(int r)
+{
+	return r == -ENOENT ? 0 : r;
+}
+
+static int
+write_u64(const char *dir, const char *file, uint64_t v, bool optional, struct nb_err *e)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return write_file(dir, file, buf, optional, e);
+}
+
+/* Reads a whole file into a NUL-terminated heap string. -ENOENT untouched @e when @optional. */
+static int
+read_path(const char *path, char **out, bool optional, struct nb_err *e)
+{
+	*out = NULL;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (optional && errno == ENOENT)
+			return -ENOENT;
+		return nb_err_setp(e, errno, "cgroup: %s: open", path);
+	}
+	size_t cap = 4096, len = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return nb_err_set(e, ENOMEM, "cgroup: %s: out of memory", path);
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= READ_MAX)
+				return nb_err_set(e, EFBIG, "cgroup: %s: larger than %u bytes",
+						  path, READ_MAX);
+			char *n = realloc(buf, cap * 2);
+			if (!n)
+				return nb_err_set(e, ENOMEM, "cgroup: %s: out of memory", path);
+			buf = n;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return nb_err_setp(e, errno, "cgroup: %s: read", path);
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = steal_ptr(&buf);
+	return 0;
+}
+
+static int
+read_file(const char *dir, const char *file, char **out, bool optional, struct nb_err *e)
+{
+	char path[PATH_MAX];
+	int r = join(path, sizeof(path), dir, file, e);
+	if (r < 0)
+		return r;
+	return read_path(path, out, optional, e);
+}
+
+/* Parses a file holding one decimal number. */
+static int
+read_u64(const char *dir, const char *file, uint64_t *v, bool optional, struct nb_err *e)
+{
+	_cleanup_free_ char *s = NULL;
+	int r = read_file(dir, file, &s, optional, e);
+	if (r < 0)
+		return r;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || end == s || (*end != '\n' && *end != '\0'))
+		return nb_err_set(e, EIO, "cgroup: %s/%s: not a number: %.32s", dir, file, s);
+	*v = x;
+	return 0;
+}
+
+/* Finds "KEY VALUE" lines (memory.events, cpu.stat, memory.oom_control). */
+static int
+read_keyed_u64(const char *dir, const char *file, const char *key, uint64_t *v, struct nb_err *e)
+{
+	_cleanup_free_ char *s = NULL;
+	int r = read_file(dir, file, &s, false, e);
+	if (r < 0)
+		return r;
+	size_t kl = strlen(key);
+	for (char *line = s; line;) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ') {
+			*v = strtoull(line + kl + 1, NULL, 10);
+			return 0;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return nb_err_set(e, ENOENT, "cgroup: %s/%s: no \"%s\" field (kernel too old?)", dir, file,
+			  key);
+}
+
+/* Whether the space- or comma-separated @list holds @word. */
+static bool
+has_word(const char *list, const char *word, char sep)
+{
+	size_t wl = strlen(word);
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, sep);
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n > 0 && p[n - 1] == '\n')
+			n--;
+		if (n == wl && strncmp(p, word, wl) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* ---- discovery ---- */
+
+/* Where the caller is in one hierarchy. */
+struct hier {
+	bool found;
+	char *dir;   /* absolute path of the caller's cgroup */
+	char *rel;   /* its path as /proc/self/cgroup shows it */
+	char *ctrls; /* controller field of its /proc/self/cgroup line ("" for v2) */
+	char *id;    /* mountinfo major:minor */
+};
+
+struct sys {
+	struct hier v2;
+	struct hier v1[NB_CGROUP_N_RES];
+};
+
+static void
+hier_free(struct hier *h)
+{
+	free(h->dir);
+	free(h->rel);
+	free(h->ctrls);
+	free(h->id);
+	*h = (struct hier){ 0 };
+}
+
+static void
+sys_free(struct sys *s)
+{
+	hier_free(&s->v2);
+	for (size_t i = 0; i < NB_CGROUP_N_RES; i++)
+		hier_free(&s->v1[i]);
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void
+unescape(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The caller's cgroup seen through a mount of its hierarchy: @mnt + (@path minus the mount's
+ * @root). NULL when the mount shows only another part of the tree (a bind of a subtree).
+ */
+static char *
+dir_in_mount(const char *mnt, const char *root, const char *path)
+{
+	size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
+	if (strncmp(path, root, rl) != 0 || (path[rl] != '\0' && path[rl] != '/'))
+		return NULL;
+	const char *rest = path + rl;
+	if (strcmp(rest, "/") == 0)
+		rest = "";
+	char *d;
+	if (asprintf(&d, "%s%s", mnt, rest) < 0)
+		return NULL;
+	return d;
+}
+
+static int
+hier_set(struct hier *h, const char *mnt, const char *root, const char *id, const char *ctrls,
+	 const char *path)
+{
+	char *d = dir_in_mount(mnt, root, path);
+	if (!d)
+		return 0; /* try another mount of the same hierarchy */
+	h->dir = d;
+	h->rel = strdup(path);
+	h->ctrls = strdup(ctrls);
+	h->id = strdup(id);
+	if (!h->rel || !h->ctrls || !h->id)
+		return -ENOMEM;
+	h->found = true;
+	return 0;
+}
+
+struct self_line {
+	char *ctrls;
+	char *path;
+	bool v2;
+};
+
+static int
+discover(struct sys *s, struct nb_err *e)
+{
+	_cleanup_free_ char *cg = NULL;
+	int r = read_path("/proc/self/cgroup", &cg, false, e);
+	if (r < 0)
+		return r;
+	struct self_line lines[32];
+	size_t n_lines = 0;
+	for (char *save = NULL, *l = strtok_r(cg, "\n", &save); l && n_lines < NB_ARRAY_SIZE(lines);
+	     l = strtok_r(NULL, "\n", &save)) {
+		/* "ID:CONTROLLERS:PATH"; PATH may itself hold ':' */
+		char *c1 = strchr(l, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c1 = *c2 = '\0';
+		lines[n_lines++] = (struct self_line){ .ctrls = c1 + 1,
+						       .path = c2 + 1,
+						       .v2 = strcmp(l, "0") == 0 && !c1[1] };
+	}
+
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return nb_err_setp(e, errno, "cgroup: /proc/self/mountinfo");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS */
+		char *fld[6], *save = NULL, *tok;
+		size_t n = 0;
+		for (tok = strtok_r(line, " \n", &save); tok && n < 6;
+		     tok = strtok_r(NULL, " \n", &save))
+			fld[n++] = tok;
+		if (n < 6)
+			continue;
+		while (tok && strcmp(tok, "-") != 0)
+			tok = strtok_r(NULL, " \n", &save);
+		char *fstype = strtok_r(NULL, " \n", &save);
+		char *source = strtok_r(NULL, " \n", &save);
+		char *opts = strtok_r(NULL, " \n", &save);
+		if (!fstype || !source || !opts)
+			continue;
+		char *id = fld[2], *root = fld[3], *mnt = fld[4];
+		unescape(root);
+		unescape(mnt);
+		if (strcmp(fstype, "cgroup2") == 0) {
+			for (size_t i = 0; i < n_lines && !s->v2.found; i++)
+				if (lines[i].v2 &&
+				    hier_set(&s->v2, mnt, root, id, "", lines[i].path) < 0)
+					return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+		} else if (strcmp(fstype, "cgroup") == 0) {
+			for (size_t rs = 0; rs < NB_CGROUP_N_RES; rs++) {
+				if (s->v1[rs].found || !has_word(opts, res_v1_name[rs], ','))
+					continue;
+				for (size_t i = 0; i < n_lines && !s->v1[rs].found; i++) {
+					if (!lines[i].v2 &&
+					    has_word(lines[i].ctrls, res_v1_name[rs], ',') &&
+					    hier_set(&s->v1[rs], mnt, root, id, lines[i].ctrls,
+						     lines[i].path) < 0)
+						return nb_err_set(e, ENOMEM,
+								  "cgroup: out of memory");
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- choice ---- */
+
+enum backend { BE_NONE, BE_V1, BE_V2 };
+
+/*
+ * Picks v2 or v1 for memory, cpu and pids. Enabling a controller in the caller's
+ * cgroup.subtree_control is the one change made outside our own directories: cgroup v2 offers no
+ * other way to hand a controller to a child. It fails (EBUSY) when the caller's cgroup holds
+ * processes and is not the root ("no internal processes"); we never move processes to make room.
+ */
+static int
+choose_limits(struct sys *s, enum backend be[NB_CGROUP_N_RES], struct nb_err *e)
+{
+	_cleanup_free_ char *avail = NULL, *subtree = NULL;
+	if (s->v2.found) {
+		int r = read_file(s->v2.dir, "cgroup.controllers", &avail, false, e);
+		if (r >= 0)
+			r = read_file(s->v2.dir, "cgroup.subtree_control", &subtree, false, e);
+		if (r < 0)
+			return r;
+	}
+	static const enum nb_cgroup_res lim[] = { NB_CGROUP_MEMORY, NB_CGROUP_CPU, NB_CGROUP_PIDS };
+	for (size_t i = 0; i < NB_ARRAY_SIZE(lim); i++) {
+		const char *c = res_v1_name[lim[i]];
+		struct nb_err why = { 0 };
+		if (!s->v2.found) {
+			nb_err_set(&why, ENOENT, "no cgroup2 mount in /proc/self/mountinfo");
+		} else if (!has_word(avail, c, ' ')) {
+			nb_err_set(&why, ENOENT, "%s/cgroup.controllers does not list it",
+				   s->v2.dir);
+		} else if (has_word(subtree, c, ' ')) {
+			be[lim[i]] = BE_V2;
+			continue;
+		} else {
+			char plus[32];
+			snprintf(plus, sizeof(plus), "+%s", c);
+			int r = write_file(s->v2.dir, "cgroup.subtree_control", plus, false, &why);
+			if (r >= 0) {
+				log_debug("cgroup: enabled %s in %s/cgroup.subtree_control", c,
+					  s->v2.dir);
+				be[lim[i]] = BE_V2;
+				continue;
+			}
+			if (r == -EBUSY)
+				nb_err_prefix(&why,
+					      "%s holds processes, so v2 cannot enable "
+					      "controllers for its children",
+					      s->v2.dir);
+		}
+		if (s->v1[lim[i]].found) {
+			log_debug("cgroup: %s on v1 (%s)", c, why.msg);
+			be[lim[i]] = BE_V1;
+			continue;
+		}
+		return nb_err_set(
+			e, why.code,
+			"cgroup: no %s controller: v2: %s; v1: no hierarchy mounted. Run "
+			"from a cgroup whose parent has %s in cgroup.subtree_control and holds "
+			"no processes (e.g. a delegated subtree: systemd Delegate=yes), or "
+			"mount the v1 %s hierarchy",
+			c, why.msg, c, c);
+	}
+
+	/*
+	 * The freezer and CPU accounting come with any v2 cgroup; use v2 when one exists anyway,
+	 * else prefer v1 so a pure v1 machine stays pure v1.
+	 */
+	bool any_v2 = be[NB_CGROUP_MEMORY] == BE_V2 || be[NB_CGROUP_CPU] == BE_V2 ||
+		      be[NB_CGROUP_PIDS] == BE_V2;
+	static const enum nb_cgroup_res core[] = { NB_CGROUP_FREEZER, NB_CGROUP_CPUACCT };
+	for (size_t i = 0; i < NB_ARRAY_SIZE(core); i++) {
+		enum nb_cgroup_res rs = core[i];
+		if (any_v2)
+			be[rs] = BE_V2;
+		else if (s->v1[rs].found)
+			be[rs] = BE_V1;
+		else if (s->v2.found)
+			be[rs] = BE_V2;
+		else
+			return nb_err_set(
+				e, ENOENT,
+				"cgroup: no %s: no v1 %s hierarchy and no cgroup2 mount in "
+				"/proc/self/mountinfo",
+				rs == NB_CGROUP_FREEZER ? "freezer" : "CPU accounting",
+				res_v1_name[rs]);
+	}
+	return 0;
+}
+
+/* ---- create ---- */
+
+static int
+check_name(const char *name, struct nb_err *e)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > NB_CGROUP_NAME_MAX)
+		return nb_err_set(e, EINVAL, "cgroup: name must be 1..%d characters",
+				  NB_CGROUP_NAME_MAX);
+	/*
+	 * The name becomes a path component in cgroupfs: no '/', no "." or "..", and no leading
+	 * '.' or '-', so it can name neither another directory nor an interface file's prefix
+	 * trick.
+	 */
+	if (!isalnum((unsigned char)name[0]))
+		return nb_err_set(e, EINVAL,
+				  "cgroup: name \"%.*s\": must start with a letter or digit",
+				  NB_CGROUP_NAME_MAX, name);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return nb_err_set(
+				e, EINVAL,
+				"cgroup: name \"%.*s\": character 0x%02x not in [A-Za-z0-9_.-]",
+				NB_CGROUP_NAME_MAX, name, c);
+	}
+	return 0;
+}
+
+static int
+check_limits(const struct nb_cgroup_limits *lim, struct nb_err *e)
+{
+	if (!lim)
+		return nb_err_set(e, EINVAL, "cgroup: no limits given");
+	if (lim->memory_bytes == 0)
+		return nb_err_set(e, EINVAL, "cgroup: memory limit must be > 0");
+	if (lim->max_pids == 0)
+		return nb_err_set(e, EINVAL, "cgroup: pids limit must be > 0");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	if (lim->cpu_percent == 0 || lim->cpu_percent > 100ULL * (unsigned long)ncpu)
+		return nb_err_set(e, EINVAL,
+				  "cgroup: cpu percent %" PRIu32 " not in 1..%ld (%ld CPUs)",
+				  lim->cpu_percent, 100 * ncpu, ncpu);
+	return 0;
+}
+
+static void
+cg_free(struct nb_cgroup *cg)
+{
+	if (!cg)
+		return;
+	for (size_t i = 0; i < cg->n_dir; i++) {
+		free(cg->dir[i].path);
+		free(cg->dir[i].rel);
+		free(cg->dir[i].ctrls);
+		free(cg->dir[i].hier);
+	}
+	if (cg->v2_fd >= 0)
+		close(cg->v2_fd);
+	free(cg->desc);
+	free(cg);
+}
+
+static void
+cg_freep(struct nb_cgroup **cg)
+{
+	cg_free(*cg);
+}
+
+/* Adds (or finds) the directory in hierarchy @h that will serve resource @rs. */
+static int
+add_dir(struct nb_cgroup *cg, enum nb_cgroup_res rs, const struct hier *h, bool v2,
+	const char *name)
+{
+	for (size_t i = 0; i < cg->n_dir; i++) {
+		if (cg->dir[i].v2 == v2 && strcmp(cg->dir[i].hier, h->id) == 0) {
+			cg->res[rs] = (int)i;
+			return 0;
+		}
+	}
+	struct cg_dir *d = &cg->dir[cg->n_dir];
+	const char *slash = strcmp(h->rel, "/") == 0 ? "" : "/";
+	if (asprintf(&d->path, "%s/%s", h->dir, name) < 0) {
+		d->path = NULL;
+		return -ENOMEM;
+	}
+	cg->n_dir++; /* from here cg_free() owns what is set */
+	if (asprintf(&d->rel, "%s%s%s", h->rel, slash, name) < 0) {
+		d->rel = NULL;
+		return -ENOMEM;
+	}
+	d->ctrls = strdup(h->ctrls);
+	d->hier = strdup(h->id);
+	if (!d->ctrls || !d->hier)
+		return -ENOMEM;
+	d->v2 = v2;
+	cg->res[rs] = (int)cg->n_dir - 1;
+	return 0;
+}
+
+static const struct cg_dir *
+res_dir(const struct nb_cgroup *cg, enum nb_cgroup_res rs)
+{
+	return &cg->dir[cg->res[rs]];
+}
+
+static int
+write_limits(struct nb_cgroup *cg, const struct nb_cgroup_limits *lim, struct nb_err *e)
+{
+	const struct cg_dir *d = res_dir(cg, NB_CGROUP_MEMORY);
+	int r;
+	/* No swap on top of the limit: an agent must not push its memory out to the host's disk. */
+	if (d->v2) {
+		r = write_u64(d->path, "memory.max", lim->memory_bytes, false, e);
+		if (r >= 0)
+			r = absent_ok(write_file(d->path, "memory.swap.max", "0", true, e));
+	} else {
+		r = write_u64(d->path, "memory.limit_in_bytes", lim->memory_bytes, false, e);
+		if (r >= 0)
+			r = absent_ok(write_u64(d->path, "memory.memsw.limit_in_bytes",
+						lim->memory_bytes, true, e));
+		if (r >= 0) {
+			/* Best effort: older kernels refuse it below a hierarchy; memsw already
+			 * rules. */
+			struct nb_err ign;
+			if (absent_ok(write_file(d->path, "memory.swappiness", "0", true, &ign)) <
+			    0)
+				log_debug("%s", ign.msg);
+		}
+	}
+	if (r < 0)
+		return r;
+
+	uint64_t quota = (uint64_t)lim->cpu_percent * CPU_PERIOD_US / 100;
+	d = res_dir(cg, NB_CGROUP_CPU);
+	if (d->v2) {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%" PRIu64 " %llu", quota, CPU_PERIOD_US);
+		r = write_file(d->path, "cpu.max", buf, false, e);
+	} else {
+		r = write_u64(d->path, "cpu.cfs_period_us", CPU_PERIOD_US, false, e);
+		if (r >= 0)
+			r = write_u64(d->path, "cpu.cfs_quota_us", quota, false, e);
+	}
+	if (r < 0)
+		return r;
+
+	return write_u64(res_dir(cg, NB_CGROUP_PIDS)->path, "pids.max", lim->max_pids, false, e);
+}
+
+static int
+describe(struct nb_cgroup *cg)
+{
+	size_t v1 = 0, v2 = 0;
+	for (size_t rs = 0; rs < NB_CGROUP_N_RES; rs++)
+		if (res_dir(cg, rs)->v2)
+			v2++;
+		else
+			v1++;
+	cg->mode = v1 == 0 ? "v2" : v2 == 0 ? "v1" : "mixed";
+
+	_cleanup_free_ char *s = NULL;
+	size_t len = 0;
+	_cleanup_fclose_ FILE *f = open_memstream(&s, &len);
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < cg->n_dir; i++) {
+		fprintf(f, "%s%s %s (", i ? "; " : "", cg->dir[i].v2 ? "v2" : "v1",
+			cg->dir[i].path);
+		const char *sep = "";
+		for (size_t rs = 0; rs < NB_CGROUP_N_RES; rs++) {
+			if (cg->res[rs] == (int)i) {
+				fprintf(f, "%s%s", sep, res_v1_name[rs]);
+				sep = " ";
+			}
+		}
+		fputc(')', f);
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		return -ENOMEM;
+	}
+	f = NULL;
+	cg->desc = steal_ptr(&s);
+	return 0;
+}
+
+/* Removes the directories this process created, newest first. Returns the first error. */
+static int
+remove_dirs(struct nb_cgroup *cg, int64_t deadline, struct nb_err *e)
+{
+	int ret = 0;
+	for (size_t i = cg->n_dir; i-- > 0;) {
+		struct cg_dir *d = &cg->dir[i];
+		if (!d->created)
+			continue;
+		for (;;) {
+			if (rmdir(d->path) == 0 || errno == ENOENT) {
+				d->created = false;
+				break;
+			}
+			/* EBUSY: a process is still on its way out (exiting, or in D state). */
+			if (errno == EBUSY && now_ns() < deadline) {
+				nap();
+				continue;
+			}
+			int err = errno;
+			if (ret == 0)
+				ret = nb_err_setp(e, err, "cgroup: %s: rmdir", d->path);
+			break;
+		}
+	}
+	return ret;
+}
+
+int
+nb_cgroup_create(const char *name, const struct nb_cgroup_limits *lim, struct nb_cgroup **out,
+		 struct nb_err *e)
+{
+	*out = NULL;
+	int r = check_name(name, e);
+	if (r < 0)
+		return r;
+	r = check_limits(lim, e);
+	if (r < 0)
+		return r;
+
+	_cleanup_(sys_free) struct sys s = { 0 };
+	r = discover(&s, e);
+	if (r < 0)
+		return r;
+	enum backend be[NB_CGROUP_N_RES] = { 0 };
+	r = choose_limits(&s, be, e);
+	if (r < 0)
+		return r;
+
+	_cleanup_(cg_freep) struct nb_cgroup *cg = calloc(1, sizeof(*cg));
+	if (!cg)
+		return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+	cg->v2_fd = -1;
+	for (size_t rs = 0; rs < NB_CGROUP_N_RES; rs++) {
+		bool v2 = be[rs] == BE_V2;
+		if (add_dir(cg, rs, v2 ? &s.v2 : &s.v1[rs], v2, name) < 0)
+			return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+	}
+
+	for (size_t i = 0; i < cg->n_dir && r >= 0; i++) {
+		/*
+		 * An existing directory is refused, never adopted: it could hold someone else's
+		 * processes or looser limits, and removing it later would not be ours to do.
+		 */
+		if (mkdir(cg->dir[i].path, 0755) < 0)
+			r = nb_err_setp(e, errno, "cgroup: %s: mkdir", cg->dir[i].path);
+		else
+			cg->dir[i].created = true;
+	}
+	if (r >= 0)
+		r = write_limits(cg, lim, e);
+	if (r >= 0 && cg->n_dir == 1 && cg->dir[0].v2) {
+		cg->v2_fd = open(cg->dir[0].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cg->v2_fd < 0)
+			r = nb_err_setp(e, errno, "cgroup: %s: open", cg->dir[0].path);
+	}
+	if (r >= 0 && describe(cg) < 0)
+		r = nb_err_set(e, ENOMEM, "cgroup: out of memory");
+	if (r < 0) {
+		struct nb_err ign;
+		if (remove_dirs(cg, now_ns() + DESTROY_TIMEOUT_NS, &ign) < 0)
+			log_warn("%s", ign.msg);
+		return r;
+	}
+	log_debug("cgroup: created %s", cg->desc);
+	*out = steal_ptr(&cg);
+	return 0;
+}
+
+int
+nb_cgroup_attach(struct nb_cgroup *cg, pid_t pid, struct nb_err *e)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	for (size_t i = 0; i < cg->n_dir; i++) {
+		int r = write_file(cg->dir[i].path, "cgroup.procs", buf, false, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+nb_cgroup_v2_fd(const struct nb_cgroup *cg)
+{
+	return cg->v2_fd;
+}
+
+const char *
+nb_cgroup_mode(const struct nb_cgroup *cg)
+{
+	return cg->mode;
+}
+
+const char *
+nb_cgroup_describe(const struct nb_cgroup *cg)
+{
+	return cg->desc;
+}
+
+const char *
+nb_cgroup_path(const struct nb_cgroup *cg, enum nb_cgroup_res res, bool *v2)
+{
+	if ((unsigned)res >= NB_CGROUP_N_RES)
+		return NULL;
+	if (v2)
+		*v2 = res_dir(cg, res)->v2;
+	return res_dir(cg, res)->path;
+}
+
+/* ---- stats, freeze ---- */
+
+int
+nb_cgroup_stats(const struct nb_cgroup *cg, struct nb_cgroup_stats *st, struct nb_err *e)
+{
+	*st = (struct nb_cgroup_stats){ 0 };
+	const struct cg_dir *d = res_dir(cg, NB_CGROUP_MEMORY);
+	int r;
+	if (d->v2) {
+		r = read_keyed_u64(d->path, "memory.events", "oom_kill", &st->oom_kills, e);
+		if (r >= 0) {
+			r = read_u64(d->path, "memory.peak", &st->memory_peak_bytes, true, e);
+			if (r == -ENOENT)
+				r = 0;
+		}
+	} else {
+		r = read_keyed_u64(d->path, "memory.oom_control", "oom_kill", &st->oom_kills, e);
+		if (r >= 0)
+			r = read_u64(d->path, "memory.max_usage_in_bytes", &st->memory_peak_bytes,
+				     false, e);
+	}
+	if (r < 0)
+		return r;
+
+	d = res_dir(cg, NB_CGROUP_CPUACCT);
+	if (d->v2) {
+		r = read_keyed_u64(d->path, "cpu.stat", "usage_usec", &st->cpu_usec, e);
+	} else {
+		uint64_t ns = 0;
+		r = read_u64(d->path, "cpuacct.usage", &ns, false, e);
+		st->cpu_usec = ns / 1000;
+	}
+	if (r < 0)
+		return r;
+	return read_u64(res_dir(cg, NB_CGROUP_PIDS)->path, "pids.current", &st->pids_current, false,
+			e);
+}
+
+static int
+freeze_write(const struct nb_cgroup *cg, bool frozen, struct nb_err *e)
+{
+	const struct cg_dir *d = res_dir(cg, NB_CGROUP_FREEZER);
+	if (d->v2)
+		return write_file(d->path, "cgroup.freeze", frozen ? "1" : "0", false, e);
+	return write_file(d->path, "freezer.state", frozen ? "FROZEN" : "THAWED", false, e);
+}
+
+/* Sets *done when the kernel reports the freezer in state @frozen. */
+static int
+freeze_reached(const struct nb_cgroup *cg, bool frozen, bool *done, struct nb_err *e)
+{
+	const struct cg_dir *d = res_dir(cg, NB_CGROUP_FREEZER);
+	if (d->v2) {
+		uint64_t v = 0;
+		int r = read_keyed_u64(d->path, "cgroup.events", "frozen", &v, e);
+		*done = r >= 0 && v == (frozen ? 1 : 0);
+		return r;
+	}
+	_cleanup_free_ char *s = NULL;
+	int r = read_file(d->path, "freezer.state", &s, false, e);
+	if (r < 0)
+		return r;
+	*done = strcmp(s, frozen ? "FROZEN\n" : "THAWED\n") == 0;
+	return 0;
+}
+
+int
+nb_cgroup_freeze(struct nb_cgroup *cg, bool frozen, struct nb_err *e)
+{
+	const struct cg_dir *d = res_dir(cg, NB_CGROUP_FREEZER);
+	int64_t deadline = now_ns() + FREEZE_TIMEOUT_NS;
+	for (;;) {
+		/* v1 asks to write FROZEN again to retry tasks that could not be frozen yet. */
+		int r = freeze_write(cg, frozen, e);
+		bool done = false;
+		if (r >= 0)
+			r = freeze_reached(cg, frozen, &done, e);
+		if (r < 0)
+			return r;
+		if (done)
+			return 0;
+		if (now_ns() >= deadline)
+			break;
+		nap();
+	}
+	if (frozen) {
+		struct nb_err ign;
+		if (freeze_write(cg, false, &ign) < 0)
+			log_warn("%s", ign.msg);
+	}
+	return nb_err_set(e, ETIMEDOUT, "cgroup: %s: not %s after %lld s%s", d->path,
+			  frozen ? "frozen" : "thawed", FREEZE_TIMEOUT_NS / 1000000000LL,
+			  frozen ? " (a process stuck in the kernel?); thawed again" : "");
+}
+
+/* ---- destroy ---- */
+
+/* Whether /proc/@pid/cgroup puts @pid in directory @d. */
+static bool
+pid_in_dir(pid_t pid, const struct cg_dir *d)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	_cleanup_free_ char *s = NULL;
+	struct nb_err ign;
+	if (read_path(path, &s, false, &ign) < 0)
+		return false;
+	for (char *save = NULL, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(l, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c1 = *c2 = '\0';
+		bool v2 = strcmp(l, "0") == 0 && !c1[1];
+		if (v2 == d->v2 && strcmp(c1 + 1, d->ctrls) == 0 && strcmp(c2 + 1, d->rel) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * SIGKILLs @pid if it is (still) in @d. Why the care: we run as root and a pid read from
+ * cgroup.procs may have exited and been reused by an unrelated process by the time we signal it.
+ * A pidfd pins the process; checking membership after opening it and signalling through it
+ * means we only ever kill a process that was in our cgroup.
+ */
+static void
+kill_member(pid_t pid, const struct cg_dir *d)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0 && errno != ENOSYS)
+		return; /* gone */
+	if (pid_in_dir(pid, d)) {
+		if (pfd >= 0)
+			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+		else
+			kill(pid, SIGKILL); /* kernel < 5.3: the small race is the best we have */
+	}
+	if (pfd >= 0)
+		close(pfd);
+}
+
+/* Kills everything in every directory until all cgroup.procs are empty or @deadline passes. */
+static int
+kill_all(struct nb_cgroup *cg, int64_t deadline, struct nb_err *e)
+{
+	const struct cg_dir *fz = res_dir(cg, NB_CGROUP_FREEZER);
+	for (size_t i = 0; i < cg->n_dir; i++) {
+		/* cgroup.kill (5.14+) kills atomically, forks in flight included. */
+		if (cg->dir[i].v2 && cg->dir[i].created) {
+			struct nb_err ign;
+			int r = write_file(cg->dir[i].path, "cgroup.kill", "1", true, &ign);
+			if (r < 0 && r != -ENOENT)
+				log_debug("%s", ign.msg);
+		}
+	}
+	for (;;) {
+		bool any = false;
+		struct nb_err ign;
+		/*
+		 * Frozen, nothing can fork while we walk the list. v1 delivers SIGKILL only once
+		 * thawed, so the thaw below is what lets them die; v2 lets it through regardless.
+		 */
+		if (fz->created)
+			freeze_write(cg, true, &ign);
+		for (size_t i = 0; i < cg->n_dir; i++) {
+			if (!cg->dir[i].created)
+				continue;
+			_cleanup_free_ char *procs = NULL;
+			if (read_file(cg->dir[i].path, "cgroup.procs", &procs, false, &ign) < 0)
+				continue;
+			for (char *p = procs; *p;) {
+				char *end;
+				long pid = strtol(p, &end, 10);
+				if (end == p)
+					break;
+				p = end + (*end == '\n');
+				if (pid <= 0) /* 0: in a pid namespace we cannot see */
+					continue;
+				any = true;
+				kill_member((pid_t)pid, &cg->dir[i]);
+			}
+		}
+		if (fz->created)
+			freeze_write(cg, false, &ign);
+		if (!any)
+			return 0;
+		if (now_ns() >= deadline)
+			return nb_err_set(e, EBUSY,
+					  "cgroup: %s: processes still alive after SIGKILL",
+					  cg->desc ? cg->desc : cg->dir[0].path);
+		nap();
+	}
+}
+
+int
+nb_cgroup_destroy(struct nb_cgroup *cg, struct nb_err *e)
+{
+	if (!cg)
+		return 0;
+	int r = kill_all(cg, now_ns() + DESTROY_TIMEOUT_NS, e);
+	struct nb_err e2 = { 0 };
+	int r2 = remove_dirs(cg, now_ns() + DESTROY_TIMEOUT_NS, r < 0 ? &e2 : e);
+	if (r >= 0)
+		r = r2;
+	else if (r2 < 0)
+		log_warn("%s", e2.msg);
+	cg_free(cg);
+	return r;
+}

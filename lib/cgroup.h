@@ -1,0 +1,119 @@
+#pragma once
+/*
+ * One cgroup per sandbox: its memory, CPU and pids limits, a freezer, and CPU accounting.
+ *
+ * Each resource is served by cgroup v2 when its controller is enabled (or can be enabled) in the
+ * caller's v2 cgroup, and otherwise by the v1 hierarchy that has it, so a machine may end up with
+ * "v2", "v1" or "mixed". Mounts are found in /proc/self/mountinfo and the caller's position in each
+ * hierarchy in /proc/self/cgroup; nothing is hard-coded. On v2 the freezer (cgroup.freeze), the
+ * kill switch (cgroup.kill) and CPU accounting (cpu.stat) need no controller; they are taken from
+ * v2 when a v2 cgroup is in use anyway, else from the v1 freezer and cpuacct hierarchies.
+ *
+ * Every function needs the privilege to write the caller's cgroups (root, or a delegated subtree).
+ * None of them is async-signal-safe; none may be called between clone and exec.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* The longest name nb_cgroup_create() accepts. */
+#define NB_CGROUP_NAME_MAX 128
+
+struct nb_cgroup_limits {
+	uint64_t memory_bytes; /* > 0; swap is not allowed on top of it */
+	uint32_t
+		cpu_percent; /* of one CPU: 1..100*N (N = online CPUs); 150 = one and a half CPUs */
+	uint32_t max_pids;   /* > 0; the kernel refuses values above its pid limit */
+};
+
+/* What a cgroup directory serves; see nb_cgroup_path(). */
+enum nb_cgroup_res {
+	NB_CGROUP_MEMORY,
+	NB_CGROUP_CPU,
+	NB_CGROUP_PIDS,
+	NB_CGROUP_FREEZER,
+	NB_CGROUP_CPUACCT,
+	NB_CGROUP_N_RES,
+};
+
+struct nb_cgroup; /* opaque */
+
+/*
+ * Creates a fresh cgroup named @name ([A-Za-z0-9_.-], starting with a letter or digit, at most
+ * NB_CGROUP_NAME_MAX bytes; e.g. "nullbox-<agent>-<pid>") under the caller's current cgroup in
+ * every hierarchy used, and writes @lim:
+ *   memory  v2 memory.max, memory.swap.max = 0 (when present);
+ *           v1 memory.limit_in_bytes, memory.memsw.limit_in_bytes (when present), and
+ *           memory.swappiness = 0 (best effort)
+ *   cpu     v2 cpu.max "QUOTA 100000"; v1 cpu.cfs_period_us = 100000, cpu.cfs_quota_us = QUOTA
+ *   pids    pids.max
+ * A v2 controller that is in the caller's cgroup.controllers but not in its cgroup.subtree_control
+ * is enabled there (and left enabled: other children may rely on it); if that fails, the v1
+ * hierarchy is used instead, and without one the call fails saying what to do.
+ * A directory that already exists is an error (EEXIST), never adopted.
+ * Returns 0 and *@out (free with nb_cgroup_destroy()), or a negative errno with @e set, e.g.
+ * "cgroup: /sys/fs/cgroup/memory/x/memory.limit_in_bytes: write 268435456: Device or resource
+ * busy"; then every directory created so far has been removed again and *@out is NULL.
+ * Bad @name or @lim: -EINVAL.
+ */
+int nb_cgroup_create(const char *name, const struct nb_cgroup_limits *lim, struct nb_cgroup **out,
+		     struct nb_err *e);
+
+/*
+ * Moves process @pid (the whole thread group) into the cgroup in every hierarchy used. Call it
+ * before @pid runs anything untrusted, and before @pid enters a new cgroup namespace (that
+ * namespace's root is the cgroup it is in when it is created). Returns 0, or a negative errno
+ * with @e naming the cgroup.procs that refused (-ESRCH: no such process); @pid may then be in
+ * some hierarchies and not others, so the caller should kill it.
+ */
+int nb_cgroup_attach(struct nb_cgroup *cg, pid_t pid, struct nb_err *e);
+
+/*
+ * For clone3(CLONE_INTO_CGROUP): an O_DIRECTORY fd of the v2 cgroup when every resource is on
+ * v2, else -1. The fd belongs to @cg (O_CLOEXEC; do not close it) and lives until destroy.
+ */
+int nb_cgroup_v2_fd(const struct nb_cgroup *cg);
+
+struct nb_cgroup_stats {
+	uint64_t oom_kills;	    /* processes killed by the OOM killer for this cgroup */
+	uint64_t memory_peak_bytes; /* 0 when the kernel does not report it (v2 before 5.19) */
+	uint64_t cpu_usec;	    /* CPU time used by every process that ever ran in it */
+	uint64_t pids_current;	    /* processes (and threads) in it now */
+};
+
+/* Fills @st. Returns 0, or a negative errno with @e naming the file that could not be read. */
+int nb_cgroup_stats(const struct nb_cgroup *cg, struct nb_cgroup_stats *st, struct nb_err *e);
+
+/*
+ * Freezes (@frozen) or thaws every process in the cgroup and waits until the kernel reports the
+ * state reached (v2 cgroup.events "frozen", v1 freezer.state). Returns 0, or a negative errno
+ * with @e set: -ETIMEDOUT when the freeze does not complete within 5 s (a process stuck in the
+ * kernel), in which case the cgroup is thawed again.
+ */
+int nb_cgroup_freeze(struct nb_cgroup *cg, bool frozen, struct nb_err *e);
+
+/*
+ * Kills every process left (v2 cgroup.kill when present, and in any case SIGKILL to each pid
+ * listed in cgroup.procs, frozen while listed so nothing forks away, repeated until empty) and
+ * removes every directory, retrying rmdir on EBUSY for up to ~2 s. Zombies do not block removal;
+ * reaping the caller's own children stays the caller's job. Always tries everything, frees @cg,
+ * and returns 0 or the first error (negative errno, @e set). @cg may be NULL.
+ */
+int nb_cgroup_destroy(struct nb_cgroup *cg, struct nb_err *e);
+
+/* "v1", "v2" or "mixed", for --json and logs. Static storage. */
+const char *nb_cgroup_mode(const struct nb_cgroup *cg);
+
+/*
+ * One line naming each directory, its version and what it serves, e.g.
+ * "v1 /sys/fs/cgroup/memory/a/x (memory); v1 /sys/fs/cgroup/cpu/x (cpu)". Owned by @cg.
+ */
+const char *nb_cgroup_describe(const struct nb_cgroup *cg);
+
+/*
+ * The directory that serves @res, and in *@v2 (may be NULL) whether it is a v2 cgroup. Owned by
+ * @cg. NULL for an out-of-range @res.
+ */
+const char *nb_cgroup_path(const struct nb_cgroup *cg, enum nb_cgroup_res res, bool *v2);

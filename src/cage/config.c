@@ -1,0 +1,262 @@
+/*
+ * config.c: AGENT.toml (struct nb_manifest) -> struct cage_config.
+ *
+ * Sections:
+ *   runtime binds   what every agent needs to run (/usr, /lib*, a few /etc files)
+ *   manifest binds  filesystem.read / filesystem.write, the agent's own directory at /agent
+ *   environment     the complete, clean environment of the agent
+ *   command         the command line, from the caller or from [agent] runtime + entry
+ *
+ * Host paths are resolved with realpath(3) here, on the host, before any namespace exists: after
+ * the first pivot_root an absolute symlink would resolve against the sandbox's empty root.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cage-internal.h"
+#include "cleanup.h"
+#include "log.h"
+
+/*
+ * The runtime: read-only, and optional because distributions differ (merged /usr makes /bin a
+ * symlink, which rootfs.c recreates as a symlink). /etc is NOT bound whole: it holds host secrets
+ * (shadow, ssh host keys, credentials of other services); only these files are shown.
+ */
+static const char *const runtime_paths[] = {
+	"/usr",
+	"/bin",
+	"/sbin",
+	"/lib",
+	"/lib64",
+	"/lib32",
+	"/libx32",
+	"/etc/ld.so.cache",
+	"/etc/ld.so.conf",
+	"/etc/ld.so.conf.d",
+	"/etc/alternatives",
+	"/etc/ssl/certs",
+	"/etc/ca-certificates.conf",
+	"/etc/localtime",
+	"/etc/nsswitch.conf",
+	"/etc/mime.types",
+	"/etc/protocols",
+	"/etc/services",
+	"/etc/python3",
+	"/etc/python3.11",
+};
+
+/* Shells masked when [capabilities] shell = false. /etc/shells adds the host's own list. */
+static const char *const shell_paths[] = {
+	"/bin/sh",	 "/bin/bash",	     "/bin/dash",      "/bin/rbash",   "/bin/zsh",
+	"/bin/ksh",	 "/bin/csh",	     "/bin/tcsh",      "/bin/fish",    "/usr/bin/sh",
+	"/usr/bin/bash", "/usr/bin/dash",    "/usr/bin/rbash", "/usr/bin/zsh", "/usr/bin/ksh",
+	"/usr/bin/fish", "/usr/bin/busybox",
+};
+
+static int
+strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(s);
+	if (!nv[*n])
+		return -ENOMEM;
+	nv[++*n] = NULL;
+	return 0;
+}
+
+static bool
+strv_contains(char **v, const char *s)
+{
+	for (; v && *v; v++)
+		if (strcmp(*v, s) == 0)
+			return true;
+	return false;
+}
+
+static int
+add_mount(struct cage_config *c, const char *src, const char *dst, enum cage_mount_kind kind,
+	  bool optional, struct nb_err *e)
+{
+	struct cage_mount *nm = realloc(c->mounts, (c->n_mounts + 1) * sizeof(*nm));
+	if (!nm)
+		return nb_err_set(e, ENOMEM, "config: out of memory");
+	c->mounts = nm;
+	struct cage_mount *m = &nm[c->n_mounts];
+	*m = (struct cage_mount){
+		.src = strdup(src), .dst = strdup(dst), .kind = kind, .optional = optional
+	};
+	c->n_mounts++;
+	if (!m->src || !m->dst)
+		return nb_err_set(e, ENOMEM, "config: out of memory");
+	return 0;
+}
+
+/*
+ * A bind source for a manifest path: it must exist, and is resolved on the host. The sandbox
+ * path stays as declared, so the agent sees what its manifest says.
+ */
+static int
+add_manifest_mount(struct cage_config *c, const struct nb_manifest *m, const char *field,
+		   const char *path, enum cage_mount_kind kind, struct nb_err *e)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return nb_err_setp(e, errno, "%s: %s: %s", m->path, field, path);
+	return add_mount(c, real, path, kind, false, e);
+}
+
+static int
+collect_shells(struct cage_config *c)
+{
+	size_t n = 0;
+	char line[PATH_MAX];
+	_cleanup_fclose_ FILE *f = fopen("/etc/shells", "re");
+	char **cand = NULL;
+	size_t nc = 0;
+	int r = 0;
+	for (size_t i = 0; i < NB_ARRAY_SIZE(shell_paths) && r == 0; i++)
+		r = strv_push(&cand, &nc, shell_paths[i]);
+	while (r == 0 && f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '/')
+			r = strv_push(&cand, &nc, line);
+	}
+	for (size_t i = 0; r == 0 && i < nc; i++) {
+		char real[PATH_MAX];
+		/* Mask the file itself: a symlink such as /bin/sh -> dash would otherwise survive.
+		 */
+		if (!realpath(cand[i], real) || strv_contains(c->masked, real))
+			continue;
+		r = strv_push(&c->masked, &n, real);
+	}
+	nb_strv_free(cand);
+	return r;
+}
+
+static int
+build_env(struct cage_config *c, const struct nb_manifest *m)
+{
+	size_t n = 0;
+	char buf[256];
+	int r = 0;
+	r = r ?: strv_push(&c->envp, &n, "PATH=/usr/local/bin:/usr/bin:/bin");
+	r = r ?: strv_push(&c->envp, &n, "HOME=/tmp");
+	r = r ?: strv_push(&c->envp, &n, "TMPDIR=/tmp");
+	r = r ?: strv_push(&c->envp, &n, "LANG=C.UTF-8");
+	r = r ?: strv_push(&c->envp, &n, "USER=agent");
+	snprintf(buf, sizeof(buf), "NULLBOX_AGENT=%s", m->name);
+	r = r ?: strv_push(&c->envp, &n, buf);
+	if (m->runtime == NB_RUNTIME_PYTHON) {
+		/* The agent directory is read-only: do not try to write .pyc files next to it. */
+		r = r ?: strv_push(&c->envp, &n, "PYTHONDONTWRITEBYTECODE=1");
+		r = r ?: strv_push(&c->envp, &n, "PYTHONUNBUFFERED=1");
+	}
+	return r;
+}
+
+static int
+build_argv(struct cage_config *c, const struct nb_manifest *m, char *const *cmd)
+{
+	size_t n = 0;
+	int r = 0;
+	if (cmd && cmd[0]) {
+		for (; *cmd && r == 0; cmd++)
+			r = strv_push(&c->argv, &n, *cmd);
+		return r;
+	}
+	char entry[PATH_MAX];
+	if (m->entry[0] == '/')
+		snprintf(entry, sizeof(entry), "%s", m->entry);
+	else
+		snprintf(entry, sizeof(entry), "%s/%s", CAGE_AGENT_DIR, m->entry);
+	if (m->runtime == NB_RUNTIME_PYTHON)
+		r = strv_push(&c->argv, &n, "/usr/bin/python3");
+	return r ?: strv_push(&c->argv, &n, entry);
+}
+
+int
+cage_config_from_manifest(const struct nb_manifest *m, char *const *cmd, struct cage_config *c,
+			  struct nb_err *e)
+{
+	int r;
+	*c = (struct cage_config){ 0 };
+	c->uid = CAGE_DEFAULT_UID;
+	c->gid = CAGE_DEFAULT_GID;
+	c->name = strdup(m->name);
+	c->cwd = strdup(CAGE_AGENT_DIR);
+	if (!c->name || !c->cwd)
+		goto oom;
+
+	for (size_t i = 0; i < NB_ARRAY_SIZE(runtime_paths); i++) {
+		struct stat st;
+		/* lstat: rootfs.c recreates a top-level symlink such as /bin -> usr/bin itself. */
+		if (lstat(runtime_paths[i], &st) < 0)
+			continue;
+		char real[PATH_MAX];
+		const char *src = runtime_paths[i];
+		if (!S_ISLNK(st.st_mode) || strchr(runtime_paths[i] + 1, '/')) {
+			if (!realpath(runtime_paths[i], real))
+				continue;
+			src = real;
+		}
+		r = add_mount(c, src, runtime_paths[i], CAGE_MOUNT_RO, true, e);
+		if (r < 0)
+			goto fail;
+	}
+	r = add_manifest_mount(c, m, "agent directory", m->dir, CAGE_MOUNT_RO, e);
+	if (r < 0)
+		goto fail;
+	/* add_manifest_mount() used m->dir as the sandbox path: the agent sees it at /agent. */
+	free(c->mounts[c->n_mounts - 1].dst);
+	c->mounts[c->n_mounts - 1].dst = strdup(CAGE_AGENT_DIR);
+	if (!c->mounts[c->n_mounts - 1].dst)
+		goto oom;
+	for (char **p = m->fs_read; *p; p++) {
+		r = add_manifest_mount(c, m, "capabilities.filesystem.read", *p, CAGE_MOUNT_RO, e);
+		if (r < 0)
+			goto fail;
+	}
+	for (char **p = m->fs_write; *p; p++) {
+		r = add_manifest_mount(c, m, "capabilities.filesystem.write", *p, CAGE_MOUNT_RW, e);
+		if (r < 0)
+			goto fail;
+	}
+	c->shell = m->shell;
+	if (!c->shell && collect_shells(c) < 0)
+		goto oom;
+	if (build_env(c, m) < 0 || build_argv(c, m, cmd) < 0)
+		goto oom;
+	c->memory_bytes = m->max_memory_mb * 1024 * 1024;
+	c->cpu_percent = m->max_cpu_percent;
+	c->max_pids = m->max_pids;
+	return 0;
+oom:
+	r = nb_err_set(e, ENOMEM, "config: out of memory");
+fail:
+	cage_config_free(c);
+	return r;
+}
+
+void
+cage_config_free(struct cage_config *c)
+{
+	free(c->name);
+	nb_strv_free(c->argv);
+	nb_strv_free(c->envp);
+	nb_strv_free(c->masked);
+	free(c->cwd);
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		free(c->mounts[i].src);
+		free(c->mounts[i].dst);
+	}
+	free(c->mounts);
+	free(c->seccomp_profile);
+	*c = (struct cage_config){ 0 };
+}
