@@ -66,7 +66,11 @@ send_msg(int fd, const struct cage_msg *m)
 {
 	ssize_t w;
 	do {
+		/* MSG_NOSIGNAL: a gone peer must not kill us with SIGPIPE. The exec pipe is no
+		 * socket (ENOTSOCK); its reader, init, outlives the writer. */
 		w = send(fd, m, sizeof(*m), MSG_NOSIGNAL);
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, m, sizeof(*m));
 	} while (w < 0 && errno == EINTR);
 }
 
