@@ -1,7 +1,7 @@
 /*
  * bench-spawn: what a sandbox costs, measured against a bare exec and against bubblewrap.
  *
- *   bench-spawn [-n N] [--warmup N] [--idle N] [--cage PATH] [--bwrap PATH] [--json]
+ *   bench-spawn [-n N] [--warmup N] [--gap MS] [--idle N] [--cage PATH] [--bwrap PATH] [--json]
  *
  * Sections:
  *   options      command line, where cage and bwrap are
@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +62,13 @@
 extern char **environ;
 
 static volatile sig_atomic_t interrupted;
+
+static void
+closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
 
 static void
 on_signal(int sig)
@@ -110,10 +118,11 @@ sleep_ms(unsigned ms)
 struct opts {
 	int n;
 	int warmup;
+	int gap_ms; /* pause before each spawn: isolated spawns instead of back-to-back ones */
 	int idle;
 	char *cage;
 	char *bwrap; /* NULL: not found; then bwrap_reason says why */
-	char bwrap_reason[256];
+	char bwrap_reason[1024];
 	bool json;
 };
 
@@ -130,6 +139,7 @@ usage(FILE *f)
 		"Options:\n"
 		"  -n N            measured spawns per kind (default 200)\n"
 		"      --warmup N  unmeasured spawns per kind first (default 10)\n"
+		"      --gap MS    pause before every spawn (default 0: back to back)\n"
 		"      --idle N    idle cages alive at once for the memory figure (default 100; 0 skips)\n"
 		"      --cage PATH the cage binary (default: the one built next to this benchmark)\n"
 		"      --bwrap PATH  the bwrap binary (default: bwrap in PATH)\n"
@@ -203,9 +213,10 @@ default_cage(void)
 static void
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_WARMUP = 256, OPT_IDLE, OPT_CAGE, OPT_BWRAP, OPT_JSON };
+	enum { OPT_WARMUP = 256, OPT_GAP, OPT_IDLE, OPT_CAGE, OPT_BWRAP, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
+		{ "gap", required_argument, NULL, OPT_GAP },
 		{ "idle", required_argument, NULL, OPT_IDLE },
 		{ "cage", required_argument, NULL, OPT_CAGE },
 		{ "bwrap", required_argument, NULL, OPT_BWRAP },
@@ -223,6 +234,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_WARMUP:
 			o->warmup = parse_count("--warmup", optarg, 0);
+			break;
+		case OPT_GAP:
+			o->gap_ms = parse_count("--gap", optarg, 0);
 			break;
 		case OPT_IDLE:
 			o->idle = parse_count("--idle", optarg, 0);
@@ -265,8 +279,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 	} else {
 		o->bwrap = find_in_path("bwrap");
 		if (!o->bwrap)
-			snprintf(o->bwrap_reason, sizeof(o->bwrap_reason),
-				 "bwrap is not installed (not in PATH; Debian: apt-get install bubblewrap)");
+			snprintf(
+				o->bwrap_reason, sizeof(o->bwrap_reason),
+				"bwrap is not installed (not in PATH; Debian: apt-get install bubblewrap)");
 	}
 	if (!o->cage || (bwrap && !o->bwrap))
 		die("out of memory");
@@ -275,7 +290,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 /* ---- workspace ---- */
 
 struct workspace {
-	char root[PATH_MAX];     /* the mkdtemp directory, resolved */
+	char root[PATH_MAX]; /* the mkdtemp directory, resolved */
 	char agent_dir[PATH_MAX + 16];
 	char manifest[PATH_MAX + 32];
 	char read_dir[PATH_MAX + 16];
@@ -291,7 +306,8 @@ struct workspace {
 static void
 write_text(const char *path, const char *text, mode_t mode)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	_cleanup_close_ int fd =
+		open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	size_t len = strlen(text);
 	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
 		die("write %s: %m", path);
@@ -467,16 +483,17 @@ static const char *const kind_key[N_KINDS] = { "true", "cage", "bwrap" };
 
 /* What cage binds from the host's /etc (src/cage/config.c), when present. */
 static const char *const etc_files[] = {
-	"/etc/ld.so.cache",  "/etc/ld.so.conf", "/etc/ld.so.conf.d",	      "/etc/alternatives",
-	"/etc/ssl/certs",    "/etc/ca-certificates.conf", "/etc/localtime", "/etc/nsswitch.conf",
-	"/etc/mime.types",   "/etc/protocols",		  "/etc/services",  "/etc/python3",
+	"/etc/ld.so.cache",  "/etc/ld.so.conf",	   "/etc/ld.so.conf.d",
+	"/etc/alternatives", "/etc/ssl/certs",	   "/etc/ca-certificates.conf",
+	"/etc/localtime",    "/etc/nsswitch.conf", "/etc/mime.types",
+	"/etc/protocols",    "/etc/services",	   "/etc/python3",
 	"/etc/python3.11",
 };
 static const char *const top_runtime[] = { "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32" };
 static const char *const shell_candidates[] = {
-	"/bin/sh",	 "/bin/bash",	  "/bin/dash",	   "/bin/rbash",    "/bin/zsh",
-	"/bin/ksh",	 "/bin/csh",	  "/bin/tcsh",	   "/bin/fish",	    "/usr/bin/sh",
-	"/usr/bin/bash", "/usr/bin/dash", "/usr/bin/rbash", "/usr/bin/zsh",  "/usr/bin/ksh",
+	"/bin/sh",	 "/bin/bash",	     "/bin/dash",      "/bin/rbash",   "/bin/zsh",
+	"/bin/ksh",	 "/bin/csh",	     "/bin/tcsh",      "/bin/fish",    "/usr/bin/sh",
+	"/usr/bin/bash", "/usr/bin/dash",    "/usr/bin/rbash", "/usr/bin/zsh", "/usr/bin/ksh",
 	"/usr/bin/fish", "/usr/bin/busybox",
 };
 /* /proc files cage hides behind an empty file. */
@@ -626,11 +643,14 @@ static const char *const bwrap_differences[] = {
 static pid_t
 start(char *const *argv, const struct workspace *w, int pdeathsig)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		if (pdeathsig && prctl(PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) < 0)
+		/* The parent may have died before prctl: then nobody would stop this child. */
+		if (pdeathsig &&
+		    (prctl(PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0) < 0 || getppid() != parent))
 			_exit(124);
 		dup2(w->null_fd, STDIN_FILENO);
 		dup2(w->null_fd, STDOUT_FILENO);
@@ -656,7 +676,7 @@ wait_for(pid_t pid)
 
 /* Runs @argv once; *ns gets the time from fork to the end of waitpid. Returns the wait status. */
 static int
-run_timed(char *const *argv, const struct workspace *w, pid_t *pid_out, uint64_t *ns)
+run_timed(char *const *argv, const struct workspace *w, uint64_t *ns)
 {
 	uint64_t t0 = now_ns();
 	pid_t pid = start(argv, w, 0);
@@ -666,8 +686,6 @@ run_timed(char *const *argv, const struct workspace *w, pid_t *pid_out, uint64_t
 	*ns = now_ns() - t0;
 	if (ws < 0)
 		die("waitpid %d: %s", (int)pid, strerror(-ws));
-	if (pid_out)
-		*pid_out = pid;
 	return ws;
 }
 
@@ -677,7 +695,8 @@ describe_status(int ws, char *buf, size_t len)
 	if (WIFEXITED(ws))
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(ws));
 	else if (WIFSIGNALED(ws))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ws),
+			 strsignal(WTERMSIG(ws)));
 	else
 		snprintf(buf, len, "wait status 0x%x", ws);
 }
@@ -710,7 +729,8 @@ compute_stats(uint64_t *ns, size_t n)
 	s.mean = sum / (double)n / 1e3;
 	s.min = (double)ns[0] / 1e3;
 	s.max = (double)ns[n - 1] / 1e3;
-	s.median = n % 2 ? (double)ns[n / 2] / 1e3 : ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2e3;
+	s.median =
+		n % 2 ? (double)ns[n / 2] / 1e3 : ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2e3;
 	size_t rank = (size_t)ceil(0.95 * (double)n);
 	s.p95 = (double)ns[(rank ? rank : 1) - 1] / 1e3;
 	return s;
@@ -734,7 +754,7 @@ static void
 proc_scan(struct proc_table *t)
 {
 	t->n = 0;
-	_cleanup_(nb_closedirp) DIR *d = opendir("/proc");
+	_cleanup_(closedirp) DIR *d = opendir("/proc");
 	if (!d)
 		die("opendir /proc: %m");
 	struct dirent *de;
@@ -752,7 +772,7 @@ proc_scan(struct proc_table *t)
 		if (n <= 0)
 			continue;
 		buf[n] = '\0';
-		/* "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses; use the last ')'. */
+		/* "PID (COMM) STATE PPID ...": COMM may hold ')' itself, so use the last one. */
 		char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
 		if (!open_paren || !close_paren || close_paren < open_paren)
 			continue;
@@ -819,25 +839,40 @@ read_kib(const char *path, const char *key)
 	return -1;
 }
 
-/* Median of five MemAvailable samples 50 ms apart, in KiB: one sample is too noisy. */
-static long long
-mem_available_kib(void)
+/* The /proc/meminfo fields the idle figure reports: where an idle cage's memory goes. */
+static const char *const meminfo_keys[] = {
+	"MemAvailable", "SUnreclaim", "SReclaimable", "KernelStack",
+	"PageTables",	"Percpu",     "Shmem",
+};
+#define N_MEMINFO NB_ARRAY_SIZE(meminfo_keys)
+
+static int
+cmp_ll(const void *a, const void *b)
 {
-	long long v[5];
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The meminfo_keys fields in KiB, each the median of five samples 50 ms apart: one sample is too
+ * noisy on a shared machine. A field the kernel does not have reads as 0.
+ */
+static void
+meminfo_sample(long long out[N_MEMINFO])
+{
+	long long v[N_MEMINFO][5];
 	for (int i = 0; i < 5; i++) {
-		v[i] = read_kib("/proc/meminfo", "MemAvailable");
-		if (v[i] < 0)
-			die("/proc/meminfo: no MemAvailable");
+		for (size_t k = 0; k < N_MEMINFO; k++) {
+			long long x = read_kib("/proc/meminfo", meminfo_keys[k]);
+			v[k][i] = x < 0 ? 0 : x;
+		}
 		if (i < 4)
 			sleep_ms(50);
 	}
-	for (int i = 1; i < 5; i++)
-		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			long long x = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = x;
-		}
-	return v[2];
+	for (size_t k = 0; k < N_MEMINFO; k++) {
+		qsort(v[k], 5, sizeof(long long), cmp_ll);
+		out[k] = v[k][2];
+	}
 }
 
 /* True when @pid lives in a pid namespace below ours (NSpid lists more than one id). */
@@ -866,7 +901,7 @@ struct cgroup_scan {
 static void
 cgroup_walk(const char *dir, int depth, struct cgroup_scan *cs)
 {
-	_cleanup_(nb_closedirp) DIR *d = opendir(dir);
+	_cleanup_(closedirp) DIR *d = opendir(dir);
 	if (!d)
 		return;
 	struct dirent *de;
@@ -877,9 +912,9 @@ cgroup_walk(const char *dir, int depth, struct cgroup_scan *cs)
 		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
 			continue;
 		if (strncmp(de->d_name, "nullbox-", 8) == 0) {
-			strv_add(strncmp(de->d_name, cs->ours_prefix, strlen(cs->ours_prefix)) == 0 ?
-					 &cs->ours :
-					 &cs->others,
+			strv_add(strncmp(de->d_name, cs->ours_prefix, strlen(cs->ours_prefix)) == 0
+					 ? &cs->ours
+					 : &cs->others,
 				 path);
 			continue;
 		}
@@ -921,11 +956,11 @@ cgroup_scan_settled(struct cgroup_scan *cs, const struct workspace *w, unsigned 
 struct idle_result {
 	bool ran;
 	int requested;
-	int started;       /* cages that were all running at the same time */
-	double start_ms;   /* from the first fork until every agent runs */
-	size_t n_procs;    /* processes in all the trees */
+	int started;	 /* cages that were all running at the same time */
+	double start_ms; /* from the first fork until every agent runs */
+	size_t n_procs;	 /* processes in all the trees */
 	long long pss_kib, pss_host_kib, pss_inside_kib;
-	long long avail_drop_kib;
+	long long mem_delta_kib[N_MEMINFO]; /* after - before, for meminfo_keys */
 	int stopped_term, stopped_kill;
 	double stop_ms;
 	char error[1024];
@@ -948,7 +983,8 @@ idle_measure(const struct opts *o, const struct workspace *w, struct idle_result
 	int n = 0;
 	*r = (struct idle_result){ .ran = true, .requested = o->idle };
 
-	long long avail0 = mem_available_kib();
+	long long mem0[N_MEMINFO], mem1[N_MEMINFO];
+	meminfo_sample(mem0);
 	uint64_t t0 = now_ns();
 	for (; n < o->idle && !interrupted; n++) {
 		/* If the benchmark dies, its cages get SIGTERM and stop: nothing outlives it. */
@@ -969,8 +1005,9 @@ idle_measure(const struct opts *o, const struct workspace *w, struct idle_result
 				char st[64], tail[600];
 				done[i] = true;
 				describe_status(ws, st, sizeof(st));
-				snprintf(r->error, sizeof(r->error), "idle cage %d ended early (%s): %s",
-					 (int)pids[i], st, err_tail(w, tail, sizeof(tail)));
+				snprintf(r->error, sizeof(r->error),
+					 "idle cage %d ended early (%s): %s", (int)pids[i], st,
+					 err_tail(w, tail, sizeof(tail)));
 				break;
 			}
 		}
@@ -1004,7 +1041,7 @@ idle_measure(const struct opts *o, const struct workspace *w, struct idle_result
 	if (all) {
 		r->start_ms = (double)(now_ns() - t0) / 1e6;
 		r->started = n;
-		/* Let lazily freed memory of the start-up (exec'd images, short-lived helpers) settle. */
+		/* Let memory freed lazily after the start-up (short-lived helpers) settle. */
 		sleep_ms(1000);
 		proc_scan(&t);
 		proc_assign(&t, pids, (size_t)n);
@@ -1023,7 +1060,9 @@ idle_measure(const struct opts *o, const struct workspace *w, struct idle_result
 			else
 				r->pss_host_kib += pss;
 		}
-		r->avail_drop_kib = avail0 - mem_available_kib();
+		meminfo_sample(mem1);
+		for (size_t k = 0; k < N_MEMINFO; k++)
+			r->mem_delta_kib[k] = mem1[k] - mem0[k];
 	}
 
 	/* Stop: SIGTERM to each cage we started (cage forwards it to the agent), then SIGKILL. */
@@ -1063,12 +1102,22 @@ idle_measure(const struct opts *o, const struct workspace *w, struct idle_result
 	strv_clear(&argv);
 }
 
+/* Pss plus the kernel's growth (every meminfo_keys field but MemAvailable), per cage, in KiB. */
+static double
+idle_total_per_cage(const struct idle_result *r)
+{
+	double kib = (double)r->pss_kib;
+	for (size_t k = 1; k < N_MEMINFO; k++)
+		kib += (double)r->mem_delta_kib[k];
+	return r->started ? kib / r->started : 0;
+}
+
 /* ---- output ---- */
 
 struct report {
 	char date[64], kernel[256], bwrap_version[128];
 	long cpus;
-	int n, warmup;
+	int n, warmup, gap_ms;
 	struct stats st[N_KINDS];
 	bool have[N_KINDS];
 	size_t bwrap_masks;
@@ -1113,11 +1162,14 @@ static void
 print_text(const struct opts *o, const struct report *rp)
 {
 	printf("bench-spawn: %s, Linux %s, %ld CPUs\n", rp->date, rp->kernel, rp->cpus);
-	printf("  %d spawns per kind after %d warm-up, interleaved round-robin\n", rp->n, rp->warmup);
+	printf("  %d spawns per kind after %d warm-up, interleaved round-robin, %d ms between "
+	       "spawns\n",
+	       rp->n, rp->warmup, rp->gap_ms);
 	printf("  cage:  %s run --manifest AGENT.toml -- /bin/true\n", o->cage);
+	printf("         (typical manifest: 1 read path, 1 write path, 256 MiB, 64 pids, no shell)\n");
 	if (o->bwrap)
-		printf("  bwrap: %s (%s), cage's profile (%zu masks)\n", o->bwrap, rp->bwrap_version,
-		       rp->bwrap_masks);
+		printf("  bwrap: %s (%s), cage's profile (%zu masks)\n", o->bwrap,
+		       rp->bwrap_version, rp->bwrap_masks);
 	else
 		printf("  bwrap: skipped: %s\n", o->bwrap_reason);
 	printf("\n%-22s %10s %10s %10s %10s %10s\n", "spawn latency (µs)", "median", "p95", "mean",
@@ -1126,8 +1178,8 @@ print_text(const struct opts *o, const struct report *rp)
 		if (!rp->have[k])
 			continue;
 		const struct stats *s = &rp->st[k];
-		printf("  %-20s %10.0f %10.0f %10.0f %10.0f %10.0f\n", kind_name[k], s->median, s->p95,
-		       s->mean, s->min, s->max);
+		printf("  %-20s %10.0f %10.0f %10.0f %10.0f %10.0f\n", kind_name[k], s->median,
+		       s->p95, s->mean, s->min, s->max);
 	}
 	printf("\n%-22s %10s %10s %10s   %s\n", "ratio", "median", "p95", "target",
 	       "met (median / p95)");
@@ -1144,8 +1196,8 @@ print_text(const struct opts *o, const struct report *rp)
 		}
 		double m = ratio(rp->st[KIND_CAGE].median, rp->st[rows[i].other].median);
 		double p = ratio(rp->st[KIND_CAGE].p95, rp->st[rows[i].other].p95);
-		printf("  %-20s %10.2f %10.2f %8s%.1f   %s / %s\n", rows[i].name, m, p, "<= ",
-		       rows[i].target, m <= rows[i].target ? "yes" : "no",
+		printf("  %-20s %10.2f %10.2f %8s%.1f   %s / %s\n", rows[i].name, m, p,
+		       "<= ", rows[i].target, m <= rows[i].target ? "yes" : "no",
 		       p <= rows[i].target ? "yes" : "no");
 	}
 	if (o->bwrap) {
@@ -1155,7 +1207,8 @@ print_text(const struct opts *o, const struct report *rp)
 	}
 	const struct idle_result *r = &rp->idle;
 	if (r->ran) {
-		printf("\nidle cages: %d requested (cage run ... -- /bin/sleep 600)\n", r->requested);
+		printf("\nidle cages: %d requested (cage run ... -- /bin/sleep 600)\n",
+		       r->requested);
 		if (r->error[0])
 			printf("  error: %s\n", r->error);
 		if (r->started) {
@@ -1170,7 +1223,15 @@ print_text(const struct opts *o, const struct report *rp)
 			       (double)r->pss_inside_kib / c);
 			printf("  MemAvailable drop per cage: %.0f KiB (with kernel memory: namespaces, "
 			       "mounts, cgroups, page tables, tmpfs)\n",
-			       (double)r->avail_drop_kib / c);
+			       -(double)r->mem_delta_kib[0] / c);
+			printf("  kernel growth per cage (meminfo, KiB):");
+			for (size_t k = 1; k < N_MEMINFO; k++)
+				printf(" %s %.0f%s", meminfo_keys[k],
+				       (double)r->mem_delta_kib[k] / c,
+				       k + 1 < N_MEMINFO ? "," : "\n");
+			printf("  Pss + kernel growth per cage: %.0f KiB (MemAvailable moves with the "
+			       "rest of a shared machine; this sum less so)\n",
+			       idle_total_per_cage(r));
 		}
 		printf("  stopped in %.0f ms: %d after SIGTERM, %d needed SIGKILL\n", r->stop_ms,
 		       r->stopped_term, r->stopped_kill);
@@ -1212,22 +1273,24 @@ strv_json(const struct strv *s)
 static void
 print_json(const struct opts *o, const struct report *rp)
 {
-	_cleanup_json_ json_t *root = json_pack(
-		"{s:s, s:s, s:i, s:i, s:i, s:s}", "date", rp->date, "kernel", rp->kernel, "cpus",
-		(int)rp->cpus, "n", rp->n, "warmup", rp->warmup, "cage", o->cage);
+	_cleanup_json_ json_t *root =
+		json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s}", "date", rp->date, "kernel",
+			  rp->kernel, "cpus", (int)rp->cpus, "n", rp->n, "warmup", rp->warmup,
+			  "gap_ms", rp->gap_ms, "cage", o->cage);
 	if (!root)
 		die("out of memory");
 	json_t *spawn = json_object();
 	for (int k = 0; k < N_KINDS; k++)
-		json_object_set_new(spawn, kind_key[k], rp->have[k] ? stats_json(&rp->st[k]) : json_null());
+		json_object_set_new(spawn, kind_key[k],
+				    rp->have[k] ? stats_json(&rp->st[k]) : json_null());
 	json_object_set_new(root, "spawn", spawn);
 	if (o->bwrap) {
 		json_t *diff = json_array();
 		for (size_t i = 0; i < NB_ARRAY_SIZE(bwrap_differences); i++)
 			json_array_append_new(diff, json_string(bwrap_differences[i]));
-		json_object_set_new(root, "bwrap", json_pack("{s:s, s:s, s:o}", "path", o->bwrap,
-							     "version", rp->bwrap_version,
-							     "differences", diff));
+		json_object_set_new(root, "bwrap",
+				    json_pack("{s:s, s:s, s:o}", "path", o->bwrap, "version",
+					      rp->bwrap_version, "differences", diff));
 	} else {
 		json_object_set_new(root, "bwrap", json_pack("{s:s}", "skipped", o->bwrap_reason));
 	}
@@ -1240,13 +1303,23 @@ print_json(const struct opts *o, const struct report *rp)
 		int c = r->started ? r->started : 1;
 		json_t *idle = json_pack(
 			"{s:i, s:i, s:f, s:I, s:f, s:f, s:f, s:f, s:i, s:i, s:f}", "requested",
-			r->requested, "running", r->started, "start_all_ms", r->start_ms, "processes",
-			(json_int_t)r->n_procs, "pss_kib_per_cage", (double)r->pss_kib / c,
-			"pss_host_kib_per_cage", (double)r->pss_host_kib / c,
-			"pss_inside_kib_per_cage", (double)r->pss_inside_kib / c,
-			"memavailable_drop_kib_per_cage", (double)r->avail_drop_kib / c,
-			"stopped_sigterm", r->stopped_term, "stopped_sigkill", r->stopped_kill,
-			"stop_ms", r->stop_ms);
+			r->requested, "running", r->started, "start_all_ms", r->start_ms,
+			"processes", (json_int_t)r->n_procs, "pss_kib_per_cage",
+			(double)r->pss_kib / c, "pss_host_kib_per_cage",
+			(double)r->pss_host_kib / c, "pss_inside_kib_per_cage",
+			(double)r->pss_inside_kib / c, "memavailable_drop_kib_per_cage",
+			-(double)r->mem_delta_kib[0] / c, "stopped_sigterm", r->stopped_term,
+			"stopped_sigkill", r->stopped_kill, "stop_ms", r->stop_ms);
+		json_t *kern = json_object();
+		for (size_t k = 1; kern && k < N_MEMINFO; k++)
+			json_object_set_new(kern, meminfo_keys[k],
+					    json_real((double)r->mem_delta_kib[k] / c));
+		if (idle) {
+			json_object_set_new(idle, "meminfo_growth_kib_per_cage",
+					    kern ? kern : json_null());
+			json_object_set_new(idle, "pss_plus_kernel_kib_per_cage",
+					    json_real(idle_total_per_cage(r)));
+		}
 		if (idle && r->error[0])
 			json_object_set_new(idle, "error", json_string(r->error));
 		json_object_set_new(root, "idle", idle ? idle : json_null());
@@ -1254,7 +1327,7 @@ print_json(const struct opts *o, const struct report *rp)
 	json_object_set_new(root, "cgroups_left",
 			    json_pack("{s:o, s:o}", "ours", strv_json(&rp->cg.ours), "others",
 				      strv_json(&rp->cg.others)));
-	if (json_dumpf(root, stdout, JSON_INDENT(2)) < 0)
+	if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) < 0)
 		die("write JSON: %m");
 	putchar('\n');
 }
@@ -1274,6 +1347,68 @@ report_header(struct report *rp)
 	rp->cpus = sysconf(_SC_NPROCESSORS_ONLN);
 }
 
+/*
+ * The latency part: warm-up, then o->n measured spawns of each active kind, interleaved, the
+ * order rotating every round. Fills rp->st and rp->have. Returns 0, or -1 when a spawn failed
+ * (said on stderr); a bwrap that fails on its first spawn is skipped with the reason instead.
+ */
+static int
+measure_spawns(struct opts *o, const struct workspace *w, struct strv av[N_KINDS],
+	       struct report *rp)
+{
+	uint64_t *ns[N_KINDS];
+	size_t got[N_KINDS] = { 0 };
+	bool active[N_KINDS] = { true, true, o->bwrap != NULL };
+	int r = 0;
+	for (int k = 0; k < N_KINDS; k++)
+		ns[k] = xcalloc((size_t)o->n, sizeof(uint64_t));
+
+	fprintf(stderr, PROG ": %d warm-up + %d measured spawns per kind...\n", o->warmup, o->n);
+	for (int round = 0; round < o->warmup + o->n && !interrupted && r == 0; round++) {
+		for (int j = 0; j < N_KINDS && !interrupted && r == 0; j++) {
+			int k = (round + j) % N_KINDS;
+			if (!active[k])
+				continue;
+			if (o->gap_ms)
+				sleep_ms((unsigned)o->gap_ms);
+			if (ftruncate(w->err_fd, 0) < 0)
+				die("truncate %s: %m", w->err_log);
+			uint64_t t;
+			int ws = run_timed(av[k].v, w, &t);
+			if (interrupted) /* the terminal's SIGINT reached the child too */
+				break;
+			if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+				if (round >= o->warmup)
+					ns[k][got[k]++] = t;
+				continue;
+			}
+			char st[64], buf[600];
+			describe_status(ws, st, sizeof(st));
+			const char *tail = err_tail(w, buf, sizeof(buf));
+			/* bwrap may be unusable here (user namespaces off, say): a skip, with why.
+			 */
+			if (k == KIND_BWRAP && round == 0) {
+				snprintf(o->bwrap_reason, sizeof(o->bwrap_reason),
+					 "bwrap failed (%s): %s", st, tail);
+				fprintf(stderr, PROG ": skipping bwrap: %s\n", o->bwrap_reason);
+				free(o->bwrap);
+				o->bwrap = NULL;
+				active[k] = false;
+				continue;
+			}
+			fprintf(stderr, PROG ": %s failed (%s) in round %d: %s\n", kind_name[k], st,
+				round + 1, tail);
+			r = -1;
+		}
+	}
+	for (int k = 0; k < N_KINDS; k++) {
+		rp->have[k] = active[k] && got[k] > 0;
+		rp->st[k] = compute_stats(ns[k], got[k]);
+		free(ns[k]);
+	}
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1291,6 +1426,7 @@ main(int argc, char **argv)
 	report_header(&rp);
 	rp.n = o.n;
 	rp.warmup = o.warmup;
+	rp.gap_ms = o.gap_ms;
 
 	static struct workspace w = { .null_fd = -1, .err_fd = -1 };
 	workspace_create(&w);
@@ -1304,73 +1440,31 @@ main(int argc, char **argv)
 		capture_version(o.bwrap, rp.bwrap_version, sizeof(rp.bwrap_version));
 	}
 
-	uint64_t *ns[N_KINDS];
-	size_t got[N_KINDS] = { 0 };
-	for (int k = 0; k < N_KINDS; k++)
-		ns[k] = xcalloc((size_t)o.n, sizeof(uint64_t));
-	bool active[N_KINDS] = { true, true, o.bwrap != NULL };
 	int rc = 0;
-
-	fprintf(stderr, PROG ": %d warm-up + %d measured spawns per kind...\n", o.warmup, o.n);
-	for (int round = 0; round < o.warmup + o.n && !interrupted; round++) {
-		for (int j = 0; j < N_KINDS && !interrupted; j++) {
-			int k = (round + j) % N_KINDS; /* the order rotates each round */
-			if (!active[k])
-				continue;
-			uint64_t t;
-			pid_t pid;
-			if (ftruncate(w.err_fd, 0) < 0)
-				die("truncate %s: %m", w.err_log);
-			int ws = run_timed(av[k].v, &w, &pid, &t);
-			if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-				char st[64], tail[600];
-				describe_status(ws, st, sizeof(st));
-				err_tail(&w, tail, sizeof(tail));
-				/* bwrap may be unusable here (user namespaces off, say): a skip, with why. */
-				if (k == KIND_BWRAP && round == 0) {
-					snprintf(o.bwrap_reason, sizeof(o.bwrap_reason),
-						 "bwrap failed (%s): %s", st, tail);
-					fprintf(stderr, PROG ": skipping bwrap: %s\n", o.bwrap_reason);
-					free(o.bwrap);
-					o.bwrap = NULL;
-					active[k] = false;
-					continue;
-				}
-				fprintf(stderr, PROG ": %s failed (%s) in round %d: %s\n", kind_name[k], st,
-					round + 1, tail);
-				rc = 1;
-				goto out;
-			}
-			if (round >= o.warmup)
-				ns[k][got[k]++] = t;
-		}
-	}
-	for (int k = 0; k < N_KINDS; k++) {
-		rp.have[k] = active[k] && got[k] > 0;
-		rp.st[k] = compute_stats(ns[k], got[k]);
-	}
-	if (o.idle > 0 && !interrupted) {
-		fprintf(stderr, PROG ": %d idle cages at once...\n", o.idle);
-		idle_measure(&o, &w, &rp.idle);
-		if (rp.idle.error[0])
-			rc = 1;
-	}
-	cgroup_scan_settled(&rp.cg, &w, CGROUP_GONE_TIMEOUT_MS);
-	if (rp.cg.ours.n)
+	if (measure_spawns(&o, &w, av, &rp) < 0) {
 		rc = 1;
-	if (interrupted) {
-		fprintf(stderr, PROG ": interrupted by signal %d\n", (int)interrupted);
-		rc = 130;
+	} else {
+		if (o.idle > 0 && !interrupted) {
+			fprintf(stderr, PROG ": %d idle cages at once...\n", o.idle);
+			idle_measure(&o, &w, &rp.idle);
+			if (rp.idle.error[0])
+				rc = 1;
+		}
+		/* A cgroup of ours left behind is a bug in cage, not a timing: it fails the run. */
+		cgroup_scan_settled(&rp.cg, &w, CGROUP_GONE_TIMEOUT_MS);
+		if (rp.cg.ours.n)
+			rc = 1;
+		if (interrupted) {
+			fprintf(stderr, PROG ": interrupted by signal %d\n", (int)interrupted);
+			rc = 130;
+		}
+		if (o.json)
+			print_json(&o, &rp);
+		else
+			print_text(&o, &rp);
 	}
-	if (o.json)
-		print_json(&o, &rp);
-	else
-		print_text(&o, &rp);
-out:
-	for (int k = 0; k < N_KINDS; k++) {
+	for (int k = 0; k < N_KINDS; k++)
 		strv_clear(&av[k]);
-		free(ns[k]);
-	}
 	strv_clear(&rp.cg.ours);
 	strv_clear(&rp.cg.others);
 	workspace_remove(&w);

@@ -41,7 +41,10 @@ struct ctx {
 
 /* ---- messages and type checks ----------------------------------------------------------- */
 
-static int __attribute__((format(printf, 4, 5)))
+static int bad(struct ctx *c, unsigned line, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
 bad(struct ctx *c, unsigned line, const char *field, const char *fmt, ...)
 {
 	char reason[320];
@@ -215,9 +218,10 @@ check_name(struct ctx *c, unsigned line, const char *field, const char *s)
 	for (size_t i = 0; i < n; i++) {
 		if (!is_name_char((unsigned char)s[i])) {
 			describe_char(ch, sizeof(ch), s + i);
-			return bad(c, line, field,
-				   "invalid character %s at position %zu (allowed: A-Z a-z 0-9 _ -)",
-				   ch, i + 1);
+			return bad(
+				c, line, field,
+				"invalid character %s at position %zu (allowed: A-Z a-z 0-9 _ -)",
+				ch, i + 1);
 		}
 	}
 	if (n > NB_AGENT_NAME_MAX)
@@ -294,7 +298,8 @@ parse_allow(struct ctx *c, unsigned line, const char *field, const char *s,
 		if (!all_digits(p, plen))
 			return bad(c, line, field, "port must be a number between 1 and 65535");
 		if (plen > 5 || atoi(p) < 1 || atoi(p) > 65535)
-			return bad(c, line, field, "port must be between 1 and 65535 (got %.16s)", p);
+			return bad(c, line, field, "port must be between 1 and 65535 (got %.16s)",
+				   p);
 		port = (uint16_t)atoi(p);
 	}
 	if (hlen == 0)
@@ -345,7 +350,9 @@ parse_allow(struct ctx *c, unsigned line, const char *field, const char *s,
 	labels++;
 	/* A name whose last label is all digits is an address in some resolver's eyes. */
 	if (all_digits(last, strlen(last)))
-		return bad(c, line, field, "%s", ip_reason);
+		return bad(c, line, field,
+			   "the last label must not be all digits (it reads as an "
+			   "IP address)");
 	/* "*.com" would open a whole top-level domain. */
 	if (wildcard && labels < 2)
 		return bad(c, line, field,
@@ -435,12 +442,10 @@ parse_fs_path(struct ctx *c, unsigned line, const char *field, const char *s, ch
 /* ---- arrays of strings ------------------------------------------------------------------ */
 
 /* An array of strings, each checked by @check into a new string; NULL-terminated *out. */
-typedef int (*item_fn)(struct ctx *c, unsigned line, const char *field, const char *s,
-		       char **out);
+typedef int (*item_fn)(struct ctx *c, unsigned line, const char *field, const char *s, char **out);
 
 static int
-get_strv(struct ctx *c, const struct nb_toml_node *v, const char *field, item_fn check,
-	 char ***out)
+get_strv(struct ctx *c, const struct nb_toml_node *v, const char *field, item_fn check, char ***out)
 {
 	char f[FIELD_SIZE];
 	int r = want(c, v, NB_TOML_ARRAY, field);
@@ -524,8 +529,8 @@ load_agent(struct ctx *c, const struct nb_toml_entry *te)
 			} else {
 				char got[96];
 				nb_toml_format_string(got, sizeof(got), v->string, 32);
-				return bad(c, v->line, f, "must be \"binary\" or \"python\" (got %s)",
-					   got);
+				return bad(c, v->line, f,
+					   "must be \"binary\" or \"python\" (got %s)", got);
 			}
 			has_runtime = true;
 		} else if (strcmp(en->key, "entry") == 0) {
@@ -583,8 +588,8 @@ load_network(struct ctx *c, const struct nb_toml_entry *te)
 			for (size_t j = 0; j < k; j++)
 				if (strcmp(m->net_allow[j].host, a->host) == 0 &&
 				    m->net_allow[j].port == a->port)
-					return bad(c, it->line, fi, "duplicate entry (same as [%zu])",
-						   j);
+					return bad(c, it->line, fi,
+						   "duplicate entry (same as [%zu])", j);
 		}
 	}
 	return 0;
@@ -733,7 +738,8 @@ load_tools(struct ctx *c, const struct nb_toml_entry *te)
 		if (r < 0)
 			return r;
 		if (v->type != NB_TOML_TABLE)
-			return bad(c, v->line, f, "expected a table like { risk = \"low\" }, got %s",
+			return bad(c, v->line, f,
+				   "expected a table like { risk = \"low\" }, got %s",
 				   a_type(v->type));
 		struct nb_tool *tool = &m->tools[m->n_tools];
 		tool->name = strdup(en->key);
@@ -916,7 +922,7 @@ nb_manifest_load(const char *path, struct nb_manifest *m, struct nb_err *e)
 	}
 
 	const char *slash = strrchr(path, '/');
-	_cleanup_free_ char *dirpart = !slash		 ? strdup(".")
+	_cleanup_free_ char *dirpart = !slash	       ? strdup(".")
 				       : slash == path ? strdup("/")
 						       : strndup(path, (size_t)(slash - path));
 	if (!dirpart)

@@ -90,5 +90,7 @@ int nb_manifest_parse(const char *path, const char *buf, size_t len, struct nb_m
 /* Frees everything @m owns and zeroes it. Safe on a zeroed struct. */
 void nb_manifest_free(struct nb_manifest *m);
 
+/* The manifest's spelling of @r ("binary", "python"), or "unknown" outside the enum. Static. */
 const char *nb_runtime_name(enum nb_runtime r);
+/* The manifest's spelling of @r ("low" .. "critical"), or "unknown" outside the enum. Static. */
 const char *nb_risk_name(enum nb_risk r);

@@ -28,14 +28,14 @@
 
 struct parser {
 	const char *name; /* for messages */
-	const char *p;    /* next byte to read */
+	const char *p;	  /* next byte to read */
 	const char *end;  /* one past the last byte */
-	unsigned line;    /* line of *p */
+	unsigned line;	  /* line of *p */
 	struct nb_err *e;
 	struct nb_toml_node *root;
-	struct nb_toml_node *cur;  /* the table key/value lines go into */
-	char cur_path[PATH_SIZE];  /* dotted path of cur; "" for the root */
-	char path[PATH_SIZE];      /* key being parsed; pathlen 0 = not known yet ("syntax") */
+	struct nb_toml_node *cur; /* the table key/value lines go into */
+	char cur_path[PATH_SIZE]; /* dotted path of cur; "" for the root */
+	char path[PATH_SIZE];	  /* key being parsed; pathlen 0 = not known yet ("syntax") */
 	size_t pathlen;
 };
 
@@ -54,7 +54,9 @@ is_bare(int c)
 
 /* ---- errors and paths ------------------------------------------------------------------- */
 
-static int __attribute__((format(printf, 2, 3)))
+static int fail(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
 fail(struct parser *ps, const char *fmt, ...)
 {
 	char reason[320];
@@ -72,7 +74,10 @@ oom(struct parser *ps)
 	return nb_err_set(ps->e, ENOMEM, "%s: out of memory", ps->name);
 }
 
-static void __attribute__((format(printf, 2, 3)))
+static void path_appendf(struct parser *ps, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
 path_appendf(struct parser *ps, const char *fmt, ...)
 {
 	size_t room = sizeof(ps->path) - ps->pathlen;
@@ -297,7 +302,8 @@ table_add(struct parser *ps, struct nb_toml_node *t, char *key, unsigned line,
 		nb_toml_free(v);
 		return oom(ps);
 	}
-	t->table.entries[t->table.n++] = (struct nb_toml_entry){ .key = key, .line = line, .value = v };
+	t->table.entries[t->table.n++] =
+		(struct nb_toml_entry){ .key = key, .line = line, .value = v };
 	return 0;
 }
 
@@ -605,12 +611,15 @@ parse_basic_string(struct parser *ps, char **out)
 			break;
 		default:
 			if ((unsigned char)c > 0x20 && (unsigned char)c < 0x7F)
-				return fail(ps,
-					    "invalid escape \"\\%c\" (allowed: \\b \\t \\n \\f \\r \\\" "
-					    "\\\\ \\uXXXX \\UXXXXXXXX)",
-					    c);
+				return fail(
+					ps,
+					"invalid escape \"\\%c\" (allowed: \\b \\t \\n \\f \\r \\\" "
+					"\\\\ \\uXXXX \\UXXXXXXXX)",
+					c);
 			return fail(ps, "invalid escape: '\\' followed by %s",
-				    c == ' ' ? "a space" : c == '\t' ? "a tab" : "a non-ASCII character");
+				    c == ' '	? "a space"
+				    : c == '\t' ? "a tab"
+						: "a non-ASCII character");
 		}
 		if (digits == 0)
 			continue;
@@ -618,14 +627,16 @@ parse_basic_string(struct parser *ps, char **out)
 		for (int i = 0; i < digits; i++) {
 			int h = s + i < q ? hex_value((unsigned char)s[i]) : -1;
 			if (h < 0)
-				return fail(ps, "\\%c must be followed by %d hex digits", c, digits);
+				return fail(ps, "\\%c must be followed by %d hex digits", c,
+					    digits);
 			cp = (cp << 4) | (uint32_t)h;
 		}
 		s += digits;
 		if (cp == 0)
 			return fail(ps, "NUL (\\%c%0*X) is not allowed in strings", c, digits, 0);
 		if (cp >= 0xD800 && cp <= 0xDFFF)
-			return fail(ps, "\\%c%0*X is a UTF-16 surrogate, not a character", c, digits, cp);
+			return fail(ps, "\\%c%0*X is a UTF-16 surrogate, not a character", c,
+				    digits, cp);
 		if (cp > 0x10FFFF)
 			return fail(ps, "\\%c%0*X is beyond U+10FFFF", c, digits, cp);
 		n += utf8_encode(cp, buf + n);
@@ -705,7 +716,8 @@ parse_integer(struct parser *ps, const char *s, size_t n, const char *tok, int64
 	for (const char *p = d; p < end; p++) {
 		if (*p == '_') {
 			if (!prev_digit || p + 1 >= end || !is_digit((unsigned char)p[1]))
-				return fail(ps, "'_' in an integer must be between digits (%s)", tok);
+				return fail(ps, "'_' in an integer must be between digits (%s)",
+					    tok);
 			prev_digit = false;
 			continue;
 		}
@@ -806,7 +818,8 @@ parse_array(struct parser *ps, int depth, struct nb_toml_node **out)
 			enum nb_toml_type t = item->type;
 			nb_toml_free(item);
 			return fail(ps, "arrays must not mix types (%s after %s)",
-				    nb_toml_type_name(t), nb_toml_type_name(a->array.items[0]->type));
+				    nb_toml_type_name(t),
+				    nb_toml_type_name(a->array.items[0]->type));
 		}
 		if (!grow((void **)&a->array.items, a->array.n, sizeof(*a->array.items))) {
 			nb_toml_free(item);
@@ -857,7 +870,8 @@ parse_keyval(struct parser *ps, struct nb_toml_node *t, int depth, const char *b
 	ps->p++;
 	skip_ws(ps);
 	const struct nb_toml_entry *prev = table_find(t, key);
-	if (prev && prev->value->type == NB_TOML_TABLE && prev->value->table.origin != NB_TOML_INLINE)
+	if (prev && prev->value->type == NB_TOML_TABLE &&
+	    prev->value->table.origin != NB_TOML_INLINE)
 		return fail(ps, "already defined as a table on line %u", prev->line);
 	if (prev)
 		return fail(ps, "duplicate key (first defined on line %u)", prev->line);
@@ -998,13 +1012,16 @@ parse_header(struct parser *ps)
 		} else {
 			struct nb_toml_node *v = en->value;
 			if (v->type != NB_TOML_TABLE)
-				return fail(ps, "already defined as a value (%s) on line %u, not a table",
-					    nb_toml_type_name(v->type), en->line);
+				return fail(
+					ps,
+					"already defined as a value (%s) on line %u, not a table",
+					nb_toml_type_name(v->type), en->line);
 			if (v->table.origin == NB_TOML_INLINE)
-				return fail(ps, "inline table (line %u) cannot be extended", en->line);
-			if (last && v->table.origin == NB_TOML_HEADER)
-				return fail(ps, "table [%s] defined twice (first on line %u)", ps->path,
+				return fail(ps, "inline table (line %u) cannot be extended",
 					    en->line);
+			if (last && v->table.origin == NB_TOML_HEADER)
+				return fail(ps, "table [%s] defined twice (first on line %u)",
+					    ps->path, en->line);
 			if (last) {
 				v->table.origin = NB_TOML_HEADER;
 				v->line = line;

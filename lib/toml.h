@@ -37,9 +37,9 @@ enum nb_toml_type {
 /* How a table came to be. */
 enum nb_toml_origin {
 	NB_TOML_ROOT = 1,
-	NB_TOML_HEADER,   /* [name] */
+	NB_TOML_HEADER,	  /* [name] */
 	NB_TOML_IMPLICIT, /* only named as the parent in a header, e.g. "a" in [a.b] */
-	NB_TOML_INLINE,   /* { ... }, closed: nothing may be added later */
+	NB_TOML_INLINE,	  /* { ... }, closed: nothing may be added later */
 };
 
 struct nb_toml_node;

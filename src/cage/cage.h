@@ -75,6 +75,9 @@ struct cage_ll_rule {
  * A kernel without Landlock (ENOSYS/EOPNOTSUPP) is logged and returns 0 with *abi = 0; any other
  * failure returns a negative errno with @e set ("landlock: ..."). *abi gets the ABI used.
  * Requires PR_SET_NO_NEW_PRIVS or CAP_SYS_ADMIN, like landlock_restrict_self(2).
+ * With ABI >= 6 the domain is also scoped: no signal to, and no connect to an abstract unix
+ * socket of, a process outside it. Network rights stay unhandled (see landlock.c for why).
+ * A path that cannot take a rule fails with "landlock: PATH: add rule: REASON".
  */
 int cage_landlock_apply(const struct cage_ll_rule *rules, size_t n, int *abi, struct nb_err *e);
 
@@ -88,7 +91,13 @@ struct cage_seccomp; /* a compiled filter, ready to load */
  */
 int cage_seccomp_compile(const char *path, struct cage_seccomp **out, struct nb_err *e);
 
-/* Loads @s into the kernel for the calling thread. Needs no_new_privs (or CAP_SYS_ADMIN). */
+/*
+ * Loads @s into the kernel for every thread of the caller (TSYNC). no_new_privs must already be
+ * set (checked: -EPERM, even with CAP_SYS_ADMIN; libseccomp is told not to set it). Filtered
+ * calls of another ABI (i386 int 0x80, x32) kill the process. Returns 0 or negative errno.
+ * @s stays owned by the caller and may be loaded again (in another child).
+ */
 int cage_seccomp_apply(struct cage_seccomp *s, struct nb_err *e);
 
+/* Frees @s (NULL is fine). A loaded filter stays in the kernel. */
 void cage_seccomp_free(struct cage_seccomp *s);

@@ -59,17 +59,18 @@ struct sc_name {
 	uint64_t value;
 };
 
+/* Tables, laid out by hand. */
+/* clang-format off */
 #define SC_E(x) { #x, x }
 static const struct sc_name sc_errnos[] = {
-	SC_E(EPERM),	    SC_E(ENOENT),	SC_E(ESRCH),	     SC_E(EINTR),
-	SC_E(EIO),	    SC_E(ENXIO),	SC_E(E2BIG),	     SC_E(EBADF),
-	SC_E(EAGAIN),	    SC_E(ENOMEM),	SC_E(EACCES),	     SC_E(EFAULT),
-	SC_E(EBUSY),	    SC_E(EEXIST),	SC_E(EXDEV),	     SC_E(ENODEV),
-	SC_E(ENOTDIR),	    SC_E(EISDIR),	SC_E(EINVAL),	     SC_E(ENFILE),
-	SC_E(EMFILE),	    SC_E(ENOTTY),	SC_E(ENOSPC),	     SC_E(EROFS),
-	SC_E(ENOSYS),	    SC_E(ENOTSUP),	SC_E(EOPNOTSUPP),    SC_E(EAFNOSUPPORT),
-	SC_E(EPROTONOSUPPORT), SC_E(ESOCKTNOSUPPORT), SC_E(EPFNOSUPPORT), SC_E(ECONNREFUSED),
-	SC_E(ENETUNREACH),  SC_E(EHOSTUNREACH),
+	SC_E(EPERM),   SC_E(ENOENT),  SC_E(ESRCH),  SC_E(EINTR),  SC_E(EIO),
+	SC_E(ENXIO),   SC_E(E2BIG),   SC_E(EBADF),  SC_E(EAGAIN), SC_E(ENOMEM),
+	SC_E(EACCES),  SC_E(EFAULT),  SC_E(EBUSY),  SC_E(EEXIST), SC_E(EXDEV),
+	SC_E(ENODEV),  SC_E(ENOTDIR), SC_E(EISDIR), SC_E(EINVAL), SC_E(ENFILE),
+	SC_E(EMFILE),  SC_E(ENOTTY),  SC_E(ENOSPC), SC_E(EROFS),  SC_E(ENOSYS),
+	SC_E(ENOTSUP), SC_E(EOPNOTSUPP), SC_E(EAFNOSUPPORT), SC_E(EPROTONOSUPPORT),
+	SC_E(ESOCKTNOSUPPORT), SC_E(EPFNOSUPPORT), SC_E(ECONNREFUSED), SC_E(ENETUNREACH),
+	SC_E(EHOSTUNREACH),
 };
 
 /*
@@ -77,26 +78,18 @@ static const struct sc_name sc_errnos[] = {
  * find here with its value. Add what a new rule needs.
  */
 static const struct sc_name sc_constants[] = {
-	SC_E(CLONE_NEWNS),
-	SC_E(CLONE_NEWUTS),
-	SC_E(CLONE_NEWIPC),
-	SC_E(CLONE_NEWUSER),
-	SC_E(CLONE_NEWPID),
-	SC_E(CLONE_NEWNET),
-	SC_E(CLONE_NEWCGROUP),
-	SC_E(CLONE_NEWTIME),
-	SC_E(AF_INET),
-	SC_E(AF_INET6),
-	SC_E(AF_PACKET),
-	SC_E(SOCK_RAW),
-	SC_E(SOCK_PACKET),
-	{ "SOCK_TYPE_MASK", SC_SOCK_TYPE_MASK },
-	SC_E(TIOCSTI),
-	SC_E(TIOCLINUX),
-	SC_E(TIOCSETD),
-	SC_E(PER_LINUX),
+	SC_E(CLONE_NEWNS),     SC_E(CLONE_NEWUTS),
+	SC_E(CLONE_NEWIPC),    SC_E(CLONE_NEWUSER),
+	SC_E(CLONE_NEWPID),    SC_E(CLONE_NEWNET),
+	SC_E(CLONE_NEWCGROUP), SC_E(CLONE_NEWTIME),
+	SC_E(AF_INET),	       SC_E(AF_INET6),
+	SC_E(AF_PACKET),       SC_E(SOCK_RAW),
+	SC_E(SOCK_PACKET),     { "SOCK_TYPE_MASK", SC_SOCK_TYPE_MASK },
+	SC_E(TIOCSTI),	       SC_E(TIOCLINUX),
+	SC_E(TIOCSETD),	       SC_E(PER_LINUX),
 };
 #undef SC_E
+/* clang-format on */
 
 static const struct sc_name *
 sc_lookup(const struct sc_name *t, size_t n, const char *name)
@@ -128,7 +121,10 @@ struct sc_rule {
 };
 
 /* Sets the parse error "seccomp: FILE:LINE: REASON". */
-static int __attribute__((format(printf, 3, 4)))
+static int sc_fail(struct sc_parser *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
 sc_fail(struct sc_parser *p, int code, const char *fmt, ...)
 {
 	char reason[384];
@@ -156,7 +152,8 @@ sc_tokenize(struct sc_parser *p, char *s, char **tok, size_t *n_tok)
 		if (u != '\t' && (u < 0x20 || u > 0x7e))
 			return sc_fail(p, EINVAL, "unexpected byte 0x%02x", u);
 	}
-	for (char *save = NULL, *t = strtok_r(s, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+	for (char *save = NULL, *t = strtok_r(s, " \t", &save); t;
+	     t = strtok_r(NULL, " \t", &save)) {
 		if (n == SC_MAX_TOKENS)
 			return sc_fail(p, EINVAL, "more than %d tokens", SC_MAX_TOKENS);
 		tok[n++] = t;
@@ -176,8 +173,8 @@ sc_parse_number(struct sc_parser *p, const char *s, uint64_t *out)
 		base = 16;
 		digits = s + 2;
 	} else if (s[0] == '0' && s[1] != '\0') {
-		return sc_fail(p, EINVAL, "bad number '%s' (a leading 0 is refused: write 0x for hex)",
-			       s);
+		return sc_fail(p, EINVAL,
+			       "bad number '%s' (a leading 0 is refused: write 0x for hex)", s);
 	}
 	for (const char *c = digits; *c; c++)
 		if (base == 16 ? !isxdigit((unsigned char)*c) : !isdigit((unsigned char)*c))
@@ -267,7 +264,7 @@ static int
 sc_parse_cond(struct sc_parser *p, char **tok, size_t n, size_t *i, struct scmp_arg_cmp *c)
 {
 	int r;
-	unsigned arg;
+	unsigned arg = 0;
 	if ((r = sc_parse_arg(p, tok[(*i)++], &arg)) < 0)
 		return r;
 	if (*i >= n)
@@ -292,7 +289,8 @@ sc_parse_cond(struct sc_parser *p, char **tok, size_t n, size_t *i, struct scmp_
 				return r;
 			if (value & ~mask)
 				return sc_fail(p, EINVAL,
-					       "value 0x%" PRIx64 " has bits outside mask 0x%" PRIx64
+					       "value 0x%" PRIx64
+					       " has bits outside mask 0x%" PRIx64
 					       ": the condition never holds",
 					       value, mask);
 		}
@@ -332,8 +330,8 @@ sc_parse_syscall(struct sc_parser *p, char *s, int *nr)
 		 * number and accepts rules on it that match nothing: a rule that looks like a
 		 * denial and is none. */
 		if (resolved < 0)
-			return sc_fail(p, EINVAL, "syscall '%s' does not exist on this architecture",
-				       s);
+			return sc_fail(p, EINVAL,
+				       "syscall '%s' does not exist on this architecture", s);
 		*nr = resolved;
 		return 0;
 	}
@@ -348,8 +346,19 @@ sc_parse_syscall(struct sc_parser *p, char *s, int *nr)
 			       colon + 1);
 	if (want > INT_MAX)
 		return sc_fail(p, EINVAL, "syscall number '%s' out of range", colon + 1);
+	if (resolved != __NR_SCMP_ERROR && resolved < 0)
+		return sc_fail(p, EINVAL, "syscall '%s' does not exist on this architecture", s);
 	if (resolved >= 0 && (uint64_t)resolved != want)
 		return sc_fail(p, EINVAL, "syscall '%s' is %d, not %s", s, resolved, colon + 1);
+	/* A number libseccomp knows under another name is a typo that would filter the wrong
+	 * syscall. */
+	char *known = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, (int)want);
+	if (known && strcmp(known, s) != 0) {
+		r = sc_fail(p, EINVAL, "syscall %s is '%s', not '%s'", colon + 1, known, s);
+		free(known);
+		return r;
+	}
+	free(known);
 	*nr = (int)want;
 	return 0;
 }
@@ -449,10 +458,11 @@ sc_parse_rule(struct sc_parser *p, char **tok, size_t n)
 			return r;
 		for (unsigned k = 0; k < rule.n_cmp; k++)
 			if (rule.cmp[k].arg == c->arg)
-				return sc_fail(p, EINVAL,
-					       "arg%u compared twice in one rule (libseccomp allows "
-					       "one comparison per argument: split the rule)",
-					       c->arg);
+				return sc_fail(
+					p, EINVAL,
+					"arg%u compared twice in one rule (libseccomp allows "
+					"one comparison per argument: split the rule)",
+					c->arg);
 		rule.n_cmp++;
 	}
 	qsort(rule.cmp, rule.n_cmp, sizeof(rule.cmp[0]), sc_cmp_by_arg);
@@ -471,10 +481,11 @@ sc_parse_rule(struct sc_parser *p, char **tok, size_t n)
 			return sc_fail(p, EEXIST, "duplicate rule for '%s' (first at line %u)",
 				       tok[0], o->line);
 		if (o->n_cmp == 0 || rule.n_cmp == 0)
-			return sc_fail(p, EEXIST,
-				       "conflicting rules for '%s' (line %u): an unconditional rule "
-				       "must be the only rule of its syscall",
-				       tok[0], o->line);
+			return sc_fail(
+				p, EEXIST,
+				"conflicting rules for '%s' (line %u): an unconditional rule "
+				"must be the only rule of its syscall",
+				tok[0], o->line);
 	}
 	if (p->n_rules == SC_MAX_RULES)
 		return sc_fail(p, E2BIG, "more than %d rules", SC_MAX_RULES);
@@ -497,7 +508,7 @@ static int
 sc_parse_line(struct sc_parser *p, char *line)
 {
 	char *tok[SC_MAX_TOKENS];
-	size_t n;
+	size_t n = 0;
 	int r = sc_tokenize(p, line, tok, &n);
 	if (r < 0 || n == 0)
 		return r;

@@ -619,6 +619,12 @@ do_chroot(int argc, char **argv)
 	return verdict_rc(chroot("/"));
 }
 
+/*
+ * open_by_handle_at() with AT_FDCWD as the mount fd, so nothing but the call itself can fail
+ * (opening "/" for the mount fd may be refused by Landlock). The handle is a real one of "."
+ * when name_to_handle_at() works (it is denied by the profile too), else a made-up one: seccomp
+ * answers before the kernel looks at it. Unprotected root with a real handle: ok.
+ */
 static int
 do_open_by_handle_at(int argc, char **argv)
 {
@@ -626,23 +632,21 @@ do_open_by_handle_at(int argc, char **argv)
 		struct file_handle fh;
 		unsigned char bytes[MAX_HANDLE_SZ];
 	} h;
-	int mount_id, mfd, fd, err;
+	int mount_id, fd, err;
 
 	memset(&h, 0, sizeof(h));
 	h.fh.handle_bytes = MAX_HANDLE_SZ;
-	/* a real handle when name_to_handle_at works, else a made-up one (the filter runs first) */
-	if (name_to_handle_at(AT_FDCWD, "/", &h.fh, &mount_id, 0) < 0) {
+	if (name_to_handle_at(AT_FDCWD, ".", &h.fh, &mount_id, 0) < 0) {
+		data("name_to_handle_at=%s", errno_name(errno));
 		h.fh.handle_bytes = 8;
 		h.fh.handle_type = 1;
+	} else {
+		data("name_to_handle_at=ok");
 	}
-	mfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (mfd < 0)
-		return verdict(errno);
-	fd = (int)syscall(SYS_open_by_handle_at, mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	fd = (int)syscall(SYS_open_by_handle_at, AT_FDCWD, &h.fh, O_RDONLY | O_CLOEXEC);
 	err = fd < 0 ? errno : 0;
 	if (fd >= 0)
 		close(fd);
-	close(mfd);
 	return verdict(err);
 }
 
@@ -743,11 +747,25 @@ do_open_w(int argc, char **argv)
 	return verdict_rc(fd);
 }
 
+/* Opens FILE read-only and reads nothing: for devices such as a raw disk. */
+static int
+do_open_r(int argc, char **argv)
+{
+	int fd;
+
+	if (argc != 1)
+		return usage_error("needs FILE");
+	fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	return verdict_rc(fd);
+}
+
 static int
 do_write_sysfs(int argc, char **argv)
 {
-	/* the usermode helper the kernel runs as root on every uevent; opened, never written */
-	const char *path = argc > 0 ? argv[0] : "/sys/kernel/uevent_helper";
+	/* a knob of the whole machine's memory management: opened, never written */
+	const char *path = argc > 0 ? argv[0] : "/sys/kernel/mm/transparent_hugepage/enabled";
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 
 	if (fd >= 0)
@@ -797,13 +815,59 @@ do_exec_copy(int argc, char **argv)
 	if (argc != 1)
 		return usage_error("needs DIR");
 	snprintf(path, sizeof(path), "%s/probe-copy.%d", argv[0], (int)getpid());
+	/* the copy must succeed for the verdict to be about exec: the test checks "copy=ok" */
 	err = copy_self(path, 0755);
-	if (err) {
-		data("copy=%s", errno_name(err));
+	data("copy=%s", err ? errno_name(err) : "ok");
+	if (err)
 		return verdict(err);
-	}
 	err = exec_in_child(path, args);
 	unlink(path);
+	return verdict(err);
+}
+
+/*
+ * Writes the probe into a memfd and executes that (execveat AT_EMPTY_PATH): code that never
+ * touches a noexec mount or a Landlock-ruled path. Informational: it shows whether "write paths
+ * are noexec" can be walked around.
+ */
+static int
+do_memfd_exec(int argc, char **argv)
+{
+	char buf[65536];
+	char *args[] = { (char *)"probe", (char *)"exit", (char *)"0", NULL };
+	int in, fd, p[2], err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	fd = memfd_create("probe", 0);
+	if (fd < 0)
+		return verdict(errno);
+	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return verdict(errno);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(fd, buf, (size_t)n) != n)
+			return verdict(errno ? errno : EIO);
+	close(in);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return verdict(errno);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return verdict(errno);
+	if (pid == 0) {
+		close(p[0]);
+		syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
+		err = errno;
+		(void)!write(p[1], &err, sizeof(err));
+		_exit(127);
+	}
+	close(p[1]);
+	if (read(p[0], &err, sizeof(err)) != (ssize_t)sizeof(err))
+		err = 0;
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	close(fd);
 	return verdict(err);
 }
 
@@ -1204,12 +1268,14 @@ static const struct attempt attempts[] = {
 	{ "setuid0", do_setuid0, "" },
 	{ "read", do_read, "FILE" },
 	{ "write", do_write, "FILE" },
+	{ "open-r", do_open_r, "FILE" },
 	{ "open-w", do_open_w, "FILE" },
-	{ "write-sysfs", do_write_sysfs, "[FILE=/sys/kernel/uevent_helper]" },
+	{ "write-sysfs", do_write_sysfs, "[FILE=/sys/kernel/mm/transparent_hugepage/enabled]" },
 	{ "mkdir", do_mkdir, "DIR" },
 	{ "mknod", do_mknod, "PATH" },
 	{ "exec", do_exec, "PATH [ARGS]" },
 	{ "exec-copy", do_exec_copy, "DIR" },
+	{ "memfd-exec", do_memfd_exec, "" },
 	{ "symlink-escape", do_symlink_escape, "DIR TARGET" },
 	{ "dotdot", do_dotdot, "[START=/agent [TARGET=/etc/shadow]]" },
 	{ "ls", do_ls, "DIR" },

@@ -5,6 +5,8 @@
 # this file; meson runs `bash SCRIPT NAME` once per test name (see meson.build), with
 #   NULLBOX_CAGE   the cage binary under test
 #   NULLBOX_PROBE  the static probe (tests/helpers/probe.c)
+# NULLBOX_IT_CAGE, when set, replaces NULLBOX_CAGE (meson sets the latter itself): e.g. a wrapper
+# without isolation, to see the tests fail when the protections are missing.
 #
 # it_main NAME runs the test in a fresh temporary agent directory:
 #   $T/agent/            AGENT.toml and a copy of the probe; inside the sandbox: /agent (ro)
@@ -152,10 +154,10 @@ it_snapshot() {
 
 # Fails when the run left a mount, a cgroup, a process, an interface or a named netns behind.
 it_check_clean() {
-	local i left
+	local left
 	# cage removes its cgroup before it exits, and the kernel kills the sandbox when its init
 	# dies; allow a moment for both, then insist.
-	for i in $(seq 1 30); do
+	for _ in $(seq 1 30); do
 		[ -z "$(it_our_processes)$(it_cgroup_dirs)" ] && break
 		sleep 0.1
 	done
@@ -253,8 +255,8 @@ print("" if v is None else (str(v).lower() if isinstance(v, bool) else v))' "$1"
 
 # Waits (up to 10 s) until a probe of this test runs; prints its host pid.
 wait_for_probe() {
-	local i line
-	for i in $(seq 1 100); do
+	local line
+	for _ in $(seq 1 100); do
 		line=$(it_our_processes | while read -r pid rest; do
 			[ "$(stat -L -c %d:%i "/proc/$pid/exe" 2>/dev/null)" = "$PROBE_ID" ] &&
 				echo "$pid"
@@ -272,6 +274,7 @@ wait_for_probe() {
 
 it_main() {
 	local name=${1:-} fn
+	NULLBOX_CAGE=${NULLBOX_IT_CAGE:-${NULLBOX_CAGE:-}}
 	[ -n "$name" ] || broken "usage: $0 TEST-NAME"
 	fn="t_${name//-/_}"
 	declare -F "$fn" >/dev/null || broken "no test function $fn for test '$name' in $0"

@@ -397,8 +397,9 @@ test_load_too_large(void **state)
 	scratch_make(&s, AGENT);
 	FILE *f = fopen(s.file, "a");
 	assert_non_null(f);
-	for (int i = 0; i < 1024 * 1024 / 64 + 1; i++)
-		fputs("# padding padding padding padding padding padding padding pad\n", f);
+	static const char pad[] = "# padding\n";
+	for (size_t n = strlen(AGENT); n <= 1024 * 1024; n += strlen(pad))
+		fputs(pad, f);
 	fclose(f);
 	assert_int_equal(nb_manifest_load(s.file, &m, &e), -EINVAL);
 	snprintf(msg, sizeof(msg), "%s:1: syntax: larger than 1048576 bytes", s.file);
@@ -431,11 +432,11 @@ test_failure_late_zeroes(void **state)
 	char *t = realloc(text, len + 64);
 	assert_non_null(t);
 	text = t;
-	strcat(text, "late = { risk = \"none\" }\n");
+	strcat(text, "\n[tools.late]\nrisk = \"none\"\n");
 	struct nb_manifest m;
 	struct nb_err e = { 0 };
 	assert_int_equal(nb_manifest_parse("full.toml", text, strlen(text), &m, &e), -EINVAL);
-	assert_string_equal(e.msg, "full.toml:41: tools.late.risk: must be \"low\", \"medium\", "
+	assert_string_equal(e.msg, "full.toml:43: tools.late.risk: must be \"low\", \"medium\", "
 				   "\"high\" or \"critical\" (got \"none\")");
 	assert_true(is_zeroed(&m));
 }
@@ -450,8 +451,9 @@ test_error_escapes_input(void **state)
 	expect_refused("[tools]\n\"a\\tb\" = {}\n",
 		       "t.toml:2: tools.\"a\\tb\": invalid character \"\\t\" at position 2 "
 		       "(allowed: A-Z a-z 0-9 _ -)");
-	expect_refused("[agent]\nrun\xc2\x9btime = 1\n", "t.toml:2: agent.run: expected '=' after the "
-							"key, found U+009B");
+	expect_refused("[agent]\nrun\xc2\x9btime = 1\n",
+		       "t.toml:2: agent.run: expected '=' after the "
+		       "key, found U+009B");
 }
 
 static void
@@ -466,6 +468,10 @@ test_misc_refusals(void **state)
 		       "t.toml:7: capabilities.network.allow[0]: \"*\" alone would allow every "
 		       "host; name the hosts");
 	expect_refused(AGENT "[capabilities.network]\nallow = [\"0x7f.1\"]\n",
+		       "t.toml:7: capabilities.network.allow[0]: IP addresses are not allowed, "
+		       "name a host");
+	/* Only inet_aton() knows this one: the last label is not all digits. */
+	expect_refused(AGENT "[capabilities.network]\nallow = [\"0x7f000001:80\"]\n",
 		       "t.toml:7: capabilities.network.allow[0]: IP addresses are not allowed, "
 		       "name a host");
 	expect_refused(AGENT "[capabilities.network]\nallow = [\"2130706433\"]\n",
@@ -484,6 +490,57 @@ test_misc_refusals(void **state)
 		       "t.toml:5: agent.entry: must not contain control characters");
 }
 
+/* Length limits, just past each one. */
+static void
+test_lengths(void **state)
+{
+	char text[8192], want[512];
+	char long_label[70], long_host[300], long_path[4200];
+
+	memset(long_label, 'a', 64);
+	long_label[64] = '\0';
+	snprintf(text, sizeof(text), AGENT "[capabilities.network]\nallow = [\"%s.com\"]\n",
+		 long_label);
+	expect_refused(text, "t.toml:7: capabilities.network.allow[0]: label longer than 63 "
+			     "characters");
+
+	/* 63 + 63 + 63 + 61 and three dots: 253, the longest name; one more character is 254. */
+	snprintf(long_host, sizeof(long_host), "%.63s.%.63s.%.63s.%.61s", long_label, long_label,
+		 long_label, long_label);
+	assert_int_equal(strlen(long_host), 253);
+	snprintf(text, sizeof(text), AGENT "[capabilities.network]\nallow = [\"b%s\"]\n",
+		 long_host);
+	expect_refused(text, "t.toml:7: capabilities.network.allow[0]: host name longer than 253 "
+			     "characters");
+	snprintf(text, sizeof(text), AGENT "[capabilities.network]\nallow = [\"%s\"]\n", long_host);
+	struct nb_manifest m;
+	struct nb_err e = { 0 };
+	assert_int_equal(nb_manifest_parse("t.toml", text, strlen(text), &m, &e), 0);
+	nb_manifest_free(&m);
+
+	memset(long_path, 'p', sizeof(long_path));
+	long_path[0] = '/';
+	long_path[PATH_MAX] = '\0';
+	snprintf(text, sizeof(text), AGENT "[capabilities.filesystem]\nwrite = [\"%s\"]\n",
+		 long_path);
+	snprintf(want, sizeof(want),
+		 "t.toml:7: capabilities.filesystem.write[0]: longer than %d bytes", PATH_MAX - 1);
+	expect_refused(text, want);
+
+	snprintf(text, sizeof(text),
+		 "[agent]\nname = \"n\"\nversion = \"%0129d\"\nruntime = \"binary\"\n", 1);
+	expect_refused(text, "t.toml:3: agent.version: longer than 128 bytes");
+
+	snprintf(text, sizeof(text), AGENT "[capabilities]\ncredential_refs = [\"K%0128d\"]\n", 1);
+	expect_refused(text,
+		       "t.toml:7: capabilities.credential_refs[0]: longer than 128 characters");
+	expect_refused(AGENT "[capabilities]\ncredential_refs = [\"\"]\n",
+		       "t.toml:7: capabilities.credential_refs[0]: must not be empty");
+	expect_refused(AGENT "[capabilities.network]\nallow = [\"example.123\"]\n",
+		       "t.toml:7: capabilities.network.allow[0]: the last label must not be all "
+		       "digits (it reads as an IP address)");
+}
+
 static void
 test_names(void **state)
 {
@@ -494,7 +551,7 @@ test_names(void **state)
 	assert_string_equal(nb_risk_name(NB_RISK_MEDIUM), "medium");
 	assert_string_equal(nb_risk_name(NB_RISK_HIGH), "high");
 	assert_string_equal(nb_risk_name(NB_RISK_CRITICAL), "critical");
-	assert_string_equal(nb_risk_name((enum nb_risk)-1), "unknown");
+	assert_string_equal(nb_risk_name((enum nb_risk) - 1), "unknown");
 }
 
 static void
@@ -589,7 +646,8 @@ test_no_orphan_err(void **state)
 		char toml[PATH_MAX];
 		const char *d = ents[i]->d_name;
 		if (has_suffix(d, ".err")) {
-			snprintf(toml, sizeof(toml), "%s/%.*s.toml", bad_dir, (int)strlen(d) - 4, d);
+			snprintf(toml, sizeof(toml), "%s/%.*s.toml", bad_dir, (int)strlen(d) - 4,
+				 d);
 			if (access(toml, F_OK) != 0)
 				fail_msg("%s/%s has no .toml", bad_dir, d);
 		}
@@ -598,7 +656,7 @@ test_no_orphan_err(void **state)
 	free(ents);
 }
 
-/* One cmocka test per DIR/*.toml, named after the file. */
+/* One cmocka test per .toml file in @dir, named after the file. */
 static int
 run_corpus(const char *group, const char *dir, CMUnitTestFunction fn, size_t min)
 {
@@ -661,6 +719,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_failure_late_zeroes),
 		cmocka_unit_test(test_error_escapes_input),
 		cmocka_unit_test(test_misc_refusals),
+		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_free_twice),
 		cmocka_unit_test(test_no_orphan_err),

@@ -17,13 +17,15 @@
 #include <unistd.h>
 
 struct child_result {
-	int status;    /* from waitpid() */
+	int status;	/* from waitpid() */
 	char msg[1024]; /* what the child reported, "" if nothing */
 };
 
 static int child_report_fd = -1;
 
-static inline void __attribute__((format(printf, 1, 2), noreturn))
+static inline void child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static inline void
 child_fail(const char *fmt, ...)
 {
 	char buf[1024];
