@@ -243,6 +243,7 @@ has_word(const char *list, const char *word, char sep)
 /* Where the caller is in one hierarchy. */
 struct hier {
 	bool found;
+	char *mnt;   /* where the hierarchy is mounted */
 	char *dir;   /* absolute path of the caller's cgroup */
 	char *rel;   /* its path as /proc/self/cgroup shows it */
 	char *ctrls; /* controller field of its /proc/self/cgroup line ("" for v2) */
@@ -257,6 +258,7 @@ struct sys {
 static void
 hier_free(struct hier *h)
 {
+	free(h->mnt);
 	free(h->dir);
 	free(h->rel);
 	free(h->ctrls);
@@ -316,10 +318,11 @@ hier_set(struct hier *h, const char *mnt, const char *root, const char *id, cons
 	if (!d)
 		return 0; /* try another mount of the same hierarchy */
 	h->dir = d;
+	h->mnt = strdup(mnt);
 	h->rel = strdup(path);
 	h->ctrls = strdup(ctrls);
 	h->id = strdup(id);
-	if (!h->rel || !h->ctrls || !h->id)
+	if (!h->mnt || !h->rel || !h->ctrls || !h->id)
 		return -ENOMEM;
 	h->found = true;
 	return 0;
@@ -428,7 +431,9 @@ choose_limits(struct sys *s, enum backend be[NB_CGROUP_N_RES], struct nb_err *e)
 		if (!s->v2.found) {
 			nb_err_set(&why, ENOENT, "no cgroup2 mount in /proc/self/mountinfo");
 		} else if (!has_word(avail, c, ' ')) {
-			nb_err_set(&why, ENOENT, "%s/cgroup.controllers does not list it",
+			nb_err_set(&why, ENOENT,
+				   "%s/cgroup.controllers does not list it (the parent does not "
+				   "enable it)",
 				   s->v2.dir);
 		} else if (has_word(subtree, c, ' ')) {
 			be[lim[i]] = BE_V2;
@@ -444,23 +449,32 @@ choose_limits(struct sys *s, enum backend be[NB_CGROUP_N_RES], struct nb_err *e)
 				continue;
 			}
 			if (r == -EBUSY)
-				nb_err_prefix(&why,
-					      "%s holds processes, so v2 cannot enable "
-					      "controllers for its children",
-					      s->v2.dir);
+				nb_err_set(
+					&why, EBUSY,
+					"%s/cgroup.subtree_control: write %s: Device or resource "
+					"busy (v2 lets only the root cgroup or one without "
+					"processes hand controllers to its children, and the "
+					"caller is in it)",
+					s->v2.dir, plus);
 		}
 		if (s->v1[lim[i]].found) {
-			log_debug("cgroup: %s on v1 (%s)", c, why.msg);
+			log_debug("cgroup: %s on v1 (v2: %s)", c, why.msg);
 			be[lim[i]] = BE_V1;
 			continue;
 		}
-		return nb_err_set(
-			e, why.code,
-			"cgroup: no %s controller: v2: %s; v1: no hierarchy mounted. Run "
-			"from a cgroup whose parent has %s in cgroup.subtree_control and holds "
-			"no processes (e.g. a delegated subtree: systemd Delegate=yes), or "
-			"mount the v1 %s hierarchy",
-			c, why.msg, c, c);
+		const char *w = why.msg;
+		if (strncmp(w, "cgroup: ", 8) == 0)
+			w += 8;
+		if (!s->v2.found)
+			return nb_err_set(e, why.code,
+					  "cgroup: no %s controller: no cgroup2 mount and no v1 %s "
+					  "hierarchy in /proc/self/mountinfo; mount one of them",
+					  c, c);
+		return nb_err_set(e, why.code,
+				  "cgroup: no %s controller: v2: %s; v1: no %s hierarchy mounted. "
+				  "Start the caller in the root cgroup (echo $$ > %s/cgroup.procs) "
+				  "or on a system with the v1 %s hierarchy",
+				  c, w, c, s->v2.mnt, c);
 	}
 
 	/*

@@ -51,7 +51,9 @@ struct nb_cgroup; /* opaque */
  *   pids    pids.max
  * A v2 controller that is in the caller's cgroup.controllers but not in its cgroup.subtree_control
  * is enabled there (and left enabled: other children may rely on it); if that fails, the v1
- * hierarchy is used instead, and without one the call fails saying what to do.
+ * hierarchy is used instead, and without one the call fails saying what to do. (So on a pure v2
+ * machine the caller must be in the root cgroup: v2 lets no other cgroup that holds processes,
+ * and the caller's does, hand controllers to its children.)
  * A directory that already exists is an error (EEXIST), never adopted.
  * Returns 0 and *@out (free with nb_cgroup_destroy()), or a negative errno with @e set, e.g.
  * "cgroup: /sys/fs/cgroup/memory/x/memory.limit_in_bytes: write 268435456: Device or resource

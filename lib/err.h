@@ -34,4 +34,5 @@ int nb_err_setp(struct nb_err *e, int code, const char *fmt, ...)
  */
 int nb_err_prefix(struct nb_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-int nb_err_vset(struct nb_err *e, int code, const char *fmt, va_list ap);
+int nb_err_vset(struct nb_err *e, int code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));

@@ -25,6 +25,9 @@ nb_log_set_level(enum nb_log_level level)
 	log_level = (int)level;
 }
 
+static void log_emit(enum nb_log_level level, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(enum nb_log_level level, const char *suffix, const char *fmt, va_list ap)
 {

@@ -21,9 +21,9 @@ enum nb_risk { NB_RISK_LOW = 0, NB_RISK_MEDIUM, NB_RISK_HIGH, NB_RISK_CRITICAL }
 
 /* One `[capabilities.network] allow` entry: "host", "*.suffix", either with ":port". */
 struct nb_net_allow {
-	char *host;     /* lower-cased; for a wildcard the full pattern, e.g. "*.example.com" */
-	bool wildcard;  /* host starts with "*." */
-	uint16_t port;  /* 0 = any port */
+	char *host;    /* lower-cased; for a wildcard the full pattern, e.g. "*.example.com" */
+	bool wildcard; /* host starts with "*." */
+	uint16_t port; /* 0 = any port */
 };
 
 struct nb_tool {
@@ -33,10 +33,10 @@ struct nb_tool {
 
 struct nb_health_check {
 	bool present;
-	uint16_t port;           /* 1..65535, required when present */
-	char *path;              /* must start with '/', default "/health" */
-	uint32_t interval_secs;  /* 1..86400, default 10 */
-	uint32_t max_failures;   /* 1..1000, default 3 */
+	uint16_t port;		/* 1..65535, required when present */
+	char *path;		/* must start with '/', default "/health" */
+	uint32_t interval_secs; /* 1..86400, default 10 */
+	uint32_t max_failures;	/* 1..1000, default 3 */
 };
 
 struct nb_manifest {
@@ -45,16 +45,16 @@ struct nb_manifest {
 
 	/* [agent] */
 	char name[NB_AGENT_NAME_MAX + 1]; /* required, [A-Za-z0-9_-]{1,64} */
-	char *version;                    /* required, non-empty */
-	enum nb_runtime runtime;          /* required: "binary" | "python" */
-	char *entry;                      /* required, non-empty; relative to the agent dir or absolute */
+	char *version;			  /* required, non-empty */
+	enum nb_runtime runtime;	  /* required: "binary" | "python" */
+	char *entry; /* required, non-empty; relative to the agent dir or absolute */
 
 	/* [capabilities] */
-	bool shell;                  /* default false */
-	char **credential_refs;      /* NULL-terminated; names [A-Za-z_][A-Za-z0-9_]* ; never NULL */
-	uint32_t max_cpu_percent;    /* 1..100, default 25 */
-	uint64_t max_memory_mb;      /* 1..1048576, default 256 */
-	uint32_t max_pids;           /* 1..65536, default 64 */
+	bool shell;		  /* default false */
+	char **credential_refs;	  /* NULL-terminated; names [A-Za-z_][A-Za-z0-9_]* ; never NULL */
+	uint32_t max_cpu_percent; /* 1..100, default 25 */
+	uint64_t max_memory_mb;	  /* 1..1048576, default 256 */
+	uint32_t max_pids;	  /* 1..65536, default 64 */
 	uint64_t max_api_calls_per_hour; /* 0 = unlimited (default) */
 
 	/* [capabilities.network] */
@@ -62,7 +62,7 @@ struct nb_manifest {
 	size_t n_net_allow;
 
 	/* [capabilities.filesystem]: absolute, normalised (no "." / ".." / "//" / trailing '/') */
-	char **fs_read;  /* NULL-terminated; never NULL */
+	char **fs_read;	 /* NULL-terminated; never NULL */
 	char **fs_write; /* NULL-terminated; never NULL */
 
 	/* [capabilities.health_check] */

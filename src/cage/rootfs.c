@@ -213,6 +213,16 @@ setup_proc(struct nb_err *e)
 	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") <
 	    0)
 		return nb_err_setp(e, errno, "rootfs: mount /proc");
+	/*
+	 * An agent may not write native code to a memfd and run it: that would sidestep the noexec
+	 * write paths. memfd_noexec=2 applies to this PID namespace only (Linux 6.3+; older
+	 * kernels lack the knob, and there the write paths' noexec is all there is).
+	 */
+	r = write_file(NEWROOT "/proc/sys/vm/memfd_noexec", "2\n", 0644);
+	if (r == -ENOENT)
+		log_debug("kernel has no vm.memfd_noexec: memfd execution not restricted");
+	else if (r < 0)
+		return nb_err_setp(e, -r, "rootfs: set vm.memfd_noexec");
 	/* Kernel knobs stay read-only even for a process that regains privilege. */
 	static const char *const ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
 	for (size_t i = 0; i < NB_ARRAY_SIZE(ro); i++) {

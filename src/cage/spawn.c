@@ -273,6 +273,13 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
 		nb_err_setp(&e, errno, "prctl: dumpable");
 		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
 	}
+	/*
+	 * And init holds no copy of cage's environment at all: the strings are wiped in place,
+	 * since /proc/PID/environ reads that memory, not the environ array.
+	 */
+	for (char **p = environ; p && *p; p++)
+		explicit_bzero(*p, strlen(*p));
+	clearenv();
 	/* If cage dies, so does the sandbox: init's death kills every process in the namespace. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
 		nb_err_setp(&e, errno, "prctl: pdeathsig");

@@ -316,18 +316,25 @@ do_mount(int argc, char **argv)
 	return verdict_rc(r);
 }
 
-/* umount2("/proc", 0): without MNT_DETACH a busy /proc gives EBUSY instead of vanishing. */
+/*
+ * umount2("/proc", MNT_EXPIRE): the first MNT_EXPIRE call only marks the mount and answers
+ * EAGAIN, so even an unprotected root unmounts nothing; without CAP_SYS_ADMIN: EPERM.
+ */
 static int
 do_umount(int argc, char **argv)
 {
-	return verdict_rc(umount2("/proc", 0));
+	return verdict_rc(umount2("/proc", MNT_EXPIRE));
 }
 
+/*
+ * pivot_root on a path that does not exist: the capability check comes first (EPERM), an
+ * unprotected root gets ENOENT, and nothing can be pivoted by accident.
+ */
 static int
 do_pivot_root(int argc, char **argv)
 {
-	/* new_root == put_old == "/": the documented no-op-ish form; needs a mount ns of our own */
-	return verdict_rc(syscall(SYS_pivot_root, "/", "/"));
+	return verdict_rc(syscall(SYS_pivot_root, "/nonexistent-nullbox-probe",
+				  "/nonexistent-nullbox-probe"));
 }
 
 static int

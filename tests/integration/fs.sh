@@ -8,6 +8,7 @@
 # probe as root outside any sandbox).
 #
 # Usage: fs.sh TEST-NAME (see meson.build).
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # Asserts the host file $1 holds exactly $2.
@@ -20,6 +21,17 @@ expect_host_content() {
 expect_host_absent() {
 	[ ! -e "$1" ] && [ ! -L "$1" ] || die "expected nothing at $1 on the host, found: $(ls -ld "$1")"
 }
+
+# A host path outside $T that an escape would create: unique to this run, and removed at exit
+# should the escape succeed, so a broken cage fails the test without leaving litter.
+STRAY=()
+stray() {
+	STRAY+=("$1")
+	trap 'rm -f -- "${STRAY[@]}"; it_cleanup' EXIT
+}
+
+# Every write attempt on a host path outside $T creates a new file and never opens an existing
+# one for writing: were the sandbox missing, a test must not be able to damage the host.
 
 # ---- controls: what the manifest grants must work ----
 
@@ -45,6 +57,7 @@ t_fs_mkdir_allowed() {
 # The sandbox's /tmp is private: writable inside, never the host's.
 t_fs_write_tmp() {
 	local f="/tmp/nullbox-it-$$-$RANDOM"
+	stray "$f"
 	expect_attempt ok write "$f"
 	expect_host_absent "$f"
 }
@@ -121,21 +134,35 @@ t_escape_write_agent_dir() {
 }
 
 t_escape_write_usr() {
-	expect_attempt EROFS write /usr/nullbox-it
-	expect_host_absent /usr/nullbox-it
+	local f="/usr/nullbox-it-$$"
+	stray "$f"
+	expect_attempt EROFS write "$f"
+	expect_host_absent "$f"
 }
 
 # The tmpfs root is remounted read-only after setup.
 t_escape_write_rootfs() {
-	expect_attempt EROFS write /nullbox-it
-	expect_host_absent /nullbox-it
+	local f="/nullbox-it-$$"
+	stray "$f"
+	expect_attempt EROFS write "$f"
+	expect_host_absent "$f"
 }
 
-# The generated /etc/passwd lives on the read-only root.
+# /etc is a directory of the read-only root with a few generated files.
+t_escape_write_etc() {
+	local f="/etc/nullbox-it-$$"
+	stray "$f"
+	expect_attempt EROFS write "$f"
+	expect_host_absent "$f"
+}
+
+# The generated /etc/passwd (root 0644): opened for writing without O_TRUNC, nothing written.
+# File permissions answer before the read-only mount would (EROFS comes first only with O_TRUNC
+# or O_CREAT of a new file, which this test must not risk on the host's real /etc/passwd).
 t_escape_write_etc_passwd() {
 	local before
 	before=$(sha256sum /etc/passwd)
-	expect_attempt EROFS write /etc/passwd
+	expect_attempt EACCES open-w /etc/passwd
 	[ "$(sha256sum /etc/passwd)" = "$before" ] || die "the host's /etc/passwd changed"
 }
 
@@ -186,8 +213,9 @@ t_escape_symlink_host() {
 # A link to a directory in a write path does not make its target writable.
 t_escape_symlink_dir() {
 	ln -s /etc "$T/rw/etc-link"
-	expect_attempt EROFS write "$T/rw/etc-link/nullbox-it"
-	expect_host_absent /etc/nullbox-it
+	stray "/etc/nullbox-it-link-$$"
+	expect_attempt EROFS write "$T/rw/etc-link/nullbox-it-link-$$"
+	expect_host_absent "/etc/nullbox-it-link-$$"
 }
 
 # ---- devices, exec, setuid ----
@@ -276,10 +304,42 @@ t_escape_proc_environ_1() {
 	expect_verdict proc-environ-1 ENOENT
 }
 
+# Native code written to a memfd must not run (it would sidestep the noexec write paths):
+# cage sets vm.memfd_noexec=2 for the sandbox's PID namespace. Unprotected: ok.
+t_escape_memfd_exec() {
+	[ -e /proc/sys/vm/memfd_noexec ] || broken "kernel older than 6.3: no vm.memfd_noexec"
+	expect_attempt EACCES memfd-exec
+}
+
+# The sandbox's init is a copy of cage that never execs: its environment (cage's, with whatever
+# the caller had) must be wiped from its memory, as seen from the host too.
+t_init_environ_wiped() {
+	local cage_pid init_pid="" p i
+	env "$HOST_MARKER_NAME=$HOST_MARKER_VALUE" "$NULLBOX_CAGE" run \
+		--manifest "$T/agent/AGENT.toml" -- /agent/probe sleep 5 >"$OUT" 2>"$ERR" &
+	cage_pid=$!
+	for i in $(seq 50); do
+		for p in $(pgrep -P "$cage_pid"); do
+			# init is the child in another PID namespace (the other child is the cgroup guard).
+			if [ "$(readlink "/proc/$p/ns/pid")" != "$(readlink /proc/self/ns/pid)" ]; then
+				init_pid=$p
+			fi
+		done
+		[ -n "$init_pid" ] && break
+		sleep 0.1
+	done
+	[ -n "$init_pid" ] || { kill "$cage_pid"; wait "$cage_pid"; fail "no sandbox init found"; }
+	local leaked=0
+	tr '\0' '\n' <"/proc/$init_pid/environ" | grep -qF -- "$HOST_MARKER_VALUE" && leaked=1
+	kill "$cage_pid"
+	wait "$cage_pid" || true
+	[ "$leaked" = 0 ] || fail "the sandbox's init (pid $init_pid) still holds cage's environment"
+}
+
 # The host runs dozens of processes; the agent sees itself and at most its init.
 t_escape_host_procs() {
-	local n host
-	host=$(ls -d /proc/[0-9]* | wc -l)
+	local n host procs=(/proc/[0-9]*)
+	host=${#procs[@]}
 	[ "$host" -gt 10 ] || broken "only $host processes on the host, the test proves nothing"
 	expect_attempt ok host-procs
 	n=$(value_of pids)

@@ -3,6 +3,7 @@
 # and that nothing outlives it.
 #
 # Usage: lifecycle.sh TEST-NAME (see meson.build).
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # Starts cage in the background on `probe sleep 60`, waits until the probe runs; sets CAGE_PID

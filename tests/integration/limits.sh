@@ -5,6 +5,7 @@
 # the memory bomb gets all it asks for ("ok", exit 0), the CPU hog gets ~100% of a CPU.
 #
 # Usage: limits.sh TEST-NAME (see meson.build).
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # ---- pids ----

@@ -7,6 +7,7 @@
 # logs it.
 #
 # Usage: net.sh TEST-NAME (see meson.build).
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 LISTENER_PID=""

@@ -7,6 +7,7 @@
 # the protection it checks is missing.
 #
 # Usage: syscalls.sh TEST-NAME (see meson.build).
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # Unprotected: ok (tracing one's own parent needs no privilege).
@@ -29,12 +30,12 @@ t_escape_mount() {
 	expect_attempt EPERM mount
 }
 
-# umount2("/proc"). Unprotected root in a private mount namespace: ok.
+# umount2("/proc", MNT_EXPIRE). Unprotected root: EAGAIN (marked for expiry, nothing unmounted).
 t_escape_umount() {
 	expect_attempt EPERM umount
 }
 
-# pivot_root("/", "/"). Unprotected root: EBUSY.
+# pivot_root on a path that does not exist. Unprotected root: ENOENT.
 t_escape_pivot_root() {
 	expect_attempt EPERM pivot_root
 }

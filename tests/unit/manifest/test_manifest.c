@@ -1,10 +1,11 @@
 /*
  * test_manifest.c: the AGENT.toml loader.
  *
- * Usage: test_manifest GOOD_DIR BAD_DIR
+ * Usage: test_manifest GOOD_DIR BAD_DIR [EXAMPLE.toml...]
  * First the hand-written tests (every field of good/full.toml, defaults, bounds, m->dir, I/O
  * errors, zeroing on failure), then one test per file of the two corpora: every BAD_DIR/X.toml
  * must be refused with exactly the line in BAD_DIR/X.err, every GOOD_DIR/X.toml must load.
+ * Each EXAMPLE (the manifests in examples/) must load too.
  * Corpus files are loaded by their base name from inside their directory, so the expected
  * messages do not depend on where the tree is checked out.
  */
@@ -696,8 +697,8 @@ run_corpus(const char *group, const char *dir, CMUnitTestFunction fn, size_t min
 int
 main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s GOOD_DIR BAD_DIR\n", argv[0]);
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s GOOD_DIR BAD_DIR [EXAMPLE.toml...]\n", argv[0]);
 		return 2;
 	}
 	good_dir = argv[1];
@@ -727,5 +728,27 @@ main(int argc, char **argv)
 	int failed = cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 	failed += run_corpus("manifest-corpus-good", good_dir, test_good_file, 5);
 	failed += run_corpus("manifest-corpus-bad", bad_dir, test_bad_file, 45);
+
+	int n_examples = argc - 3;
+	struct CMUnitTest *ex = calloc((size_t)n_examples + 1, sizeof(*ex));
+	struct corpus_case *cases = calloc((size_t)n_examples + 1, sizeof(*cases));
+	for (int i = 0; i < n_examples; i++) {
+		_cleanup_free_ char *copy = strdup(argv[3 + i]);
+		char *slash = strrchr(copy, '/');
+		if (slash)
+			*slash = '\0';
+		cases[i].dir = slash ? strdup(copy) : strdup(".");
+		snprintf(cases[i].name, sizeof(cases[i].name), "%s", slash ? slash + 1 : copy);
+		ex[i] = (struct CMUnitTest){ .name = argv[3 + i],
+					     .test_func = test_good_file,
+					     .initial_state = &cases[i] };
+	}
+	if (n_examples > 0)
+		failed += _cmocka_run_group_tests("manifest-examples", ex, (size_t)n_examples, NULL,
+						  NULL);
+	for (int i = 0; i < n_examples; i++)
+		free((char *)cases[i].dir);
+	free(ex);
+	free(cases);
 	return failed ? 1 : 0;
 }
