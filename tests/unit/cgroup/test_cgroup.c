@@ -35,8 +35,9 @@
 
 static const char *skip_reason;
 
-#define SKIP_IF_NEEDED()                                                                           \
+#define SKIP_IF_NEEDED(state)                                                                      \
 	do {                                                                                       \
+		(void)(state);                                                                     \
 		if (skip_reason) {                                                                 \
 			print_message("SKIP: %s\n", skip_reason);                                  \
 			skip();                                                                    \
@@ -257,6 +258,7 @@ procs_has(const char *dir, pid_t pid)
 static void
 do_nothing(void *arg)
 {
+	(void)arg;
 	for (;;)
 		pause();
 }
@@ -266,7 +268,7 @@ do_nothing(void *arg)
 static void
 test_create_limits(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 256 * MiB, 20, 32);
@@ -326,7 +328,7 @@ test_create_limits(void **state)
 static void
 test_attach(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 16);
@@ -352,7 +354,7 @@ test_attach(void **state)
 static void
 test_clone_into_cgroup(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 16);
@@ -397,7 +399,7 @@ touch_memory(void *arg)
 static void
 test_memory_oom(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	uint64_t limit = 32 * MiB;
@@ -454,7 +456,7 @@ fork_until_refused(void *arg)
 static void
 test_pids_limit(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 8);
@@ -485,6 +487,7 @@ test_pids_limit(void **state)
 static void
 spin_1500ms(void *arg)
 {
+	(void)arg;
 	int64_t end = now_ms() + 1500;
 	volatile uint64_t x = 0;
 	while (now_ms() < end)
@@ -495,7 +498,7 @@ spin_1500ms(void *arg)
 static void
 test_cpu_quota(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 20, 16);
@@ -543,7 +546,7 @@ proc_state(pid_t pid)
 static void
 test_freeze_thaw(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 100, 16);
@@ -591,6 +594,7 @@ test_freeze_thaw(void **state)
 static void
 fork_tree(void *arg)
 {
+	(void)arg;
 	for (int i = 0; i < 5; i++) {
 		pid_t p = fork();
 		if (p == 0) {
@@ -608,7 +612,7 @@ fork_tree(void *arg)
 static void
 test_destroy_live_tree(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 32);
@@ -659,7 +663,7 @@ expect_einval(const char *name, uint64_t mem, uint32_t cpu, uint32_t pids, const
 static void
 test_bad_name_and_limits(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char good[64];
 	make_name(good, sizeof(good));
 	char long_name[NB_CGROUP_NAME_MAX + 2];
@@ -694,7 +698,7 @@ test_bad_name_and_limits(void **state)
 static void
 test_partial_failure_exists(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 16);
@@ -726,7 +730,7 @@ test_partial_failure_exists(void **state)
 static void
 test_partial_failure_write(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 16);
@@ -753,7 +757,7 @@ test_partial_failure_write(void **state)
 static void
 test_attach_failure_then_destroy(void **state)
 {
-	SKIP_IF_NEEDED();
+	SKIP_IF_NEEDED(state);
 	char name[64];
 	make_name(name, sizeof(name));
 	struct nb_cgroup *cg = create_ok(name, 512 * MiB, 50, 16);
@@ -778,6 +782,7 @@ test_attach_failure_then_destroy(void **state)
 static int
 teardown(void **state)
 {
+	(void)state;
 	if (!current)
 		return 0;
 	struct nb_err e = { 0 };
@@ -791,6 +796,7 @@ teardown(void **state)
 static int
 group_setup(void **state)
 {
+	(void)state;
 	if (geteuid() != 0) {
 		skip_reason = "needs root to create real cgroups";
 		return 0;
