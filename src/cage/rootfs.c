@@ -203,6 +203,27 @@ setup_dev(struct nb_err *e)
 			   MS_NOSUID | MS_NODEV | MS_NOEXEC, e);
 }
 
+/*
+ * Binds read-only over each /proc/NAME in @names that exists: the entry itself (@src NULL),
+ * which makes it read-only, or @src, which hides it.
+ */
+static int
+cover_proc(const char *const *names, size_t n, const char *src, struct nb_err *e)
+{
+	const uint64_t attrs =
+		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+	for (size_t i = 0; i < n; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), NEWROOT "/proc/%s", names[i]);
+		if (access(p, F_OK) < 0)
+			continue;
+		int r = bind_tree(src ? src : p, p, attrs, src == NULL, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 setup_proc(struct nb_err *e)
 {
@@ -225,34 +246,13 @@ setup_proc(struct nb_err *e)
 		return nb_err_setp(e, -r, "rootfs: set vm.memfd_noexec");
 	/* Kernel knobs stay read-only even for a process that regains privilege. */
 	static const char *const ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
-	for (size_t i = 0; i < NB_ARRAY_SIZE(ro); i++) {
-		char p[64];
-		snprintf(p, sizeof(p), NEWROOT "/proc/%s", ro[i]);
-		if (access(p, F_OK) < 0)
-			continue;
-		r = bind_tree(p, p,
-			      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-				      MOUNT_ATTR_NOEXEC,
-			      true, e);
-		if (r < 0)
-			return r;
-	}
 	/* Kernel memory and timer/key listings leak host state: masked like docker does. */
 	static const char *const masked[] = { "kcore", "keys", "timer_list", "sched_debug",
 					      "kmsg" };
-	for (size_t i = 0; i < NB_ARRAY_SIZE(masked); i++) {
-		char p[64];
-		snprintf(p, sizeof(p), NEWROOT "/proc/%s", masked[i]);
-		if (access(p, F_OK) < 0)
-			continue;
-		r = bind_tree(EMPTY_FILE, p,
-			      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-				      MOUNT_ATTR_NOEXEC,
-			      false, e);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	r = cover_proc(ro, NB_ARRAY_SIZE(ro), NULL, e);
+	if (r == 0)
+		r = cover_proc(masked, NB_ARRAY_SIZE(masked), EMPTY_FILE, e);
+	return r;
 }
 
 static int
