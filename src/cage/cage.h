@@ -22,8 +22,8 @@
 #include "err.h"
 
 enum cage_mount_kind {
-	CAGE_MOUNT_RO,   /* read-only bind (runtime, manifest filesystem.read, the agent dir) */
-	CAGE_MOUNT_RW,   /* read-write bind, noexec (manifest filesystem.write) */
+	CAGE_MOUNT_RO, /* read-only bind (runtime, manifest filesystem.read, the agent dir) */
+	CAGE_MOUNT_RW, /* read-write bind, noexec (manifest filesystem.write) */
 };
 
 struct cage_mount {
@@ -34,10 +34,10 @@ struct cage_mount {
 };
 
 struct cage_config {
-	char *name;      /* agent name, used for the hostname and cgroup names */
-	char **argv;     /* what to exec, argv[0] resolved inside the sandbox */
-	char **envp;     /* the complete environment of the agent */
-	char *cwd;       /* working directory inside the sandbox */
+	char *name;  /* agent name, used for the hostname and cgroup names */
+	char **argv; /* what to exec, argv[0] resolved inside the sandbox */
+	char **envp; /* the complete environment of the agent */
+	char *cwd;   /* working directory inside the sandbox */
 
 	struct cage_mount *mounts;
 	size_t n_mounts;
@@ -59,9 +59,10 @@ void cage_config_free(struct cage_config *c);
 /* ---- landlock.c ---- */
 
 enum cage_ll_kind {
-	CAGE_LL_READ_EXEC, /* read files, list dirs, execute */
-	CAGE_LL_READ_WRITE,/* read + write + create/remove files and dirs (no devices, no execute) */
-	CAGE_LL_DEV,       /* a device node: read, write, ioctl on the device */
+	CAGE_LL_READ_EXEC,  /* read files, list dirs, execute */
+	CAGE_LL_READ_WRITE, /* read + write + create/remove files and dirs (no devices, no execute)
+			     */
+	CAGE_LL_DEV,	    /* a device node: read, write, ioctl on the device */
 };
 
 struct cage_ll_rule {
