@@ -10,10 +10,12 @@
  *
  * Order of construction (each step fails closed, and its error travels back to the parent as a
  * struct nb_err over the sync socket, so `cage` prints why):
- *   parent: compile seccomp -> cgroup -> clone(NEWNS|NEWPID|NEWIPC|NEWUTS|NEWNET[|NEWUSER]) ->
- *           uid/gid maps -> attach to cgroup -> "go"
- *   child:  NEWCGROUP -> hostname -> lo up -> rootfs + pivot_root -> no_new_privs -> Landlock ->
- *           drop groups/gid/uid and every capability -> seccomp -> fork the agent
+ *   parent: compile seccomp -> cgroup (+ guard process) -> clone(NEWNS|NEWPID|NEWIPC|NEWUTS|NEWNET
+ *           [|NEWUSER]), straight into the cgroup with clone3(CLONE_INTO_CGROUP) on cgroup v2 ->
+ *           uid/gid maps -> "i" -> attach to the cgroup (unless already in it) -> "g"
+ *   child:  (after "i") hostname -> lo up -> rootfs + pivot_root -> (after "g") NEWCGROUP ->
+ *           no_new_privs -> Landlock -> drop groups/gid/uid and every capability -> seccomp ->
+ *           fork the agent
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -285,7 +287,21 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
 		nb_err_setp(&e, errno, "prctl: pdeathsig");
 		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
 	}
-	/* Wait until the parent wrote the id maps and put us in the cgroup; EOF: cage is gone. */
+	/* Wait until the parent wrote the id maps (a user namespace); EOF: cage is gone. */
+	if (read(sync_fd, &go, 1) != 1)
+		_exit(CAGE_EXIT_FAILURE);
+	if (sethostname(c->name, strlen(c->name)) < 0) {
+		nb_err_setp(&e, errno, "namespaces: sethostname");
+		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
+	}
+	/*
+	 * The root file system is built while the parent moves us into the cgroup (on cgroup v1 the
+	 * move can wait ~10 ms for an RCU grace period). Nothing untrusted runs yet; only the few
+	 * kernel objects of the mounts are charged to cage's own cgroup instead of the agent's.
+	 */
+	if (loopback_up(&e) < 0 || cage_rootfs_setup(c, &e) < 0)
+		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
+	/* Now in the agent's cgroup, or cage is gone. */
 	if (read(sync_fd, &go, 1) != 1)
 		_exit(CAGE_EXIT_FAILURE);
 	/* After the cgroup attach: the agent's cgroup becomes the root of what it can see. */
@@ -293,12 +309,6 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
 		nb_err_setp(&e, errno, "namespaces: cgroup");
 		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
 	}
-	if (sethostname(c->name, strlen(c->name)) < 0) {
-		nb_err_setp(&e, errno, "namespaces: sethostname");
-		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
-	}
-	if (loopback_up(&e) < 0 || cage_rootfs_setup(c, &e) < 0)
-		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		nb_err_setp(&e, errno, "prctl: no_new_privs");
 		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
@@ -394,6 +404,41 @@ write_id_maps(pid_t pid, struct nb_err *e)
 			return nb_err_setp(e, errno, "namespaces: write %s", path);
 	}
 	return 0;
+}
+
+/* struct clone_args of linux/sched.h (5.7+), spelled out: that header clashes with <sched.h>. */
+struct cage_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+		set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/*
+ * clone(2) into the new namespaces, as fork does (returns 0 in the child). With a cgroup v2
+ * directory fd, clone3(CLONE_INTO_CGROUP) starts the child in its cgroup, so nothing has to be
+ * migrated (a migration waits for an RCU grace period); *in_cgroup tells whether that happened.
+ * Kernels without clone3 or CLONE_INTO_CGROUP fall back to clone and a later attach.
+ */
+static pid_t
+clone_sandbox(unsigned long flags, int cgroup_fd, bool *in_cgroup)
+{
+	*in_cgroup = false;
+	if (cgroup_fd >= 0) {
+		struct cage_clone_args a = { .flags = flags | CLONE_INTO_CGROUP,
+					     .exit_signal = SIGCHLD,
+					     .cgroup = (uint64_t)cgroup_fd };
+		long pid = syscall(SYS_clone3, &a, sizeof(a));
+		if (pid >= 0) {
+			*in_cgroup = pid > 0;
+			return (pid_t)pid;
+		}
+		if (errno != ENOSYS && errno != E2BIG && errno != EINVAL)
+			return -1;
+		log_debug("clone3(CLONE_INTO_CGROUP): %m; falling back to clone and attach");
+	}
+	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
 static uint64_t
@@ -535,7 +580,8 @@ cage_run(const struct cage_config *c, struct cage_result *res, struct nb_err *e)
 	if (geteuid() != 0)
 		flags |= CLONE_NEWUSER;
 	fflush(NULL);
-	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	bool in_cgroup = false;
+	pid_t pid = clone_sandbox(flags, nb_cgroup_v2_fd(cg), &in_cgroup);
 	if (pid < 0) {
 		r = nb_err_setp(e, errno, "namespaces: clone");
 		goto out_mask;
@@ -552,7 +598,9 @@ cage_run(const struct cage_config *c, struct cage_result *res, struct nb_err *e)
 	r = 0;
 	if (flags & CLONE_NEWUSER)
 		r = write_id_maps(pid, e);
-	if (r == 0)
+	if (r == 0 && write(sync[0], "i", 1) != 1)
+		r = nb_err_setp(e, errno, "sync: start the sandbox");
+	if (r == 0 && !in_cgroup)
 		r = nb_cgroup_attach(cg, pid, e);
 	if (r == 0 && write(sync[0], "g", 1) != 1)
 		r = nb_err_setp(e, errno, "sync: start the sandbox");
