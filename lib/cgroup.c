@@ -17,12 +17,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +247,8 @@ has_word(const char *list, const char *word, char sep)
 struct hier {
 	bool found;
 	char *mnt;   /* where the hierarchy is mounted */
+	char *root;  /* the cgroup the mount shows at @mnt (mountinfo ROOT; "/" for the whole tree)
+		      */
 	char *dir;   /* absolute path of the caller's cgroup */
 	char *rel;   /* its path as /proc/self/cgroup shows it */
 	char *ctrls; /* controller field of its /proc/self/cgroup line ("" for v2) */
@@ -259,6 +264,7 @@ static void
 hier_free(struct hier *h)
 {
 	free(h->mnt);
+	free(h->root);
 	free(h->dir);
 	free(h->rel);
 	free(h->ctrls);
@@ -319,10 +325,11 @@ hier_set(struct hier *h, const char *mnt, const char *root, const char *id, cons
 		return 0; /* try another mount of the same hierarchy */
 	h->dir = d;
 	h->mnt = strdup(mnt);
+	h->root = strdup(root);
 	h->rel = strdup(path);
 	h->ctrls = strdup(ctrls);
 	h->id = strdup(id);
-	if (!h->mnt || !h->rel || !h->ctrls || !h->id)
+	if (!h->mnt || !h->root || !h->rel || !h->ctrls || !h->id)
 		return -ENOMEM;
 	h->found = true;
 	return 0;
@@ -407,74 +414,382 @@ discover(struct sys *s, struct nb_err *e)
 
 enum backend { BE_NONE, BE_V1, BE_V2 };
 
+static const enum nb_cgroup_res limit_res[] = { NB_CGROUP_MEMORY, NB_CGROUP_CPU, NB_CGROUP_PIDS };
+
+/* The kernel gives the initial cgroup namespace a fixed inode (PROC_CGROUP_INIT_INO). */
+#define CGROUP_NS_INIT_INO 0xEFFFFFFBu
+
+/* A v2 cgroup that could hold ours, and which limit controllers it can hand to a child. */
+struct v2_parent {
+	char *dir;	/* absolute directory; NULL when not tried */
+	char *rel;	/* the same cgroup as /proc/PID/cgroup shows it */
+	char label[96]; /* for messages: "in the caller's cgroup", ... */
+	bool root;	/* the real root cgroup, exempt from "no internal processes" */
+	bool ok[NB_CGROUP_N_RES];
+	struct nb_err why[NB_CGROUP_N_RES]; /* where !ok: why not */
+};
+
+static void
+parent_free(struct v2_parent *p)
+{
+	free(p->dir);
+	free(p->rel);
+}
+
+/* A message without the "cgroup: " that write_file() and friends put in front. */
+static const char *
+bare(const struct nb_err *w)
+{
+	if (!w->msg[0])
+		return "usable for it, but not for every controller the first choice has";
+	return strncmp(w->msg, "cgroup: ", 8) == 0 ? w->msg + 8 : w->msg;
+}
+
+/* Gives every limit @p cannot serve (yet) the same reason. */
+static void __attribute__((format(printf, 3, 4)))
+parent_fail(struct v2_parent *p, int code, const char *fmt, ...)
+{
+	struct nb_err w;
+	va_list ap;
+	va_start(ap, fmt);
+	nb_err_vset(&w, code, fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++)
+		if (!p->ok[limit_res[i]])
+			p->why[limit_res[i]] = w;
+}
+
+/* Whether cgroup @dir holds a process itself (not counting its children); -errno if unknown. */
+static int
+holds_procs(const char *dir, struct nb_err *e)
+{
+	char path[PATH_MAX];
+	int r = join(path, sizeof(path), dir, "cgroup.procs", e);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return nb_err_setp(e, errno, "cgroup: %s: open", path);
+	char c;
+	ssize_t n;
+	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return nb_err_setp(e, errno, "cgroup: %s: read", path);
+	return n > 0;
+}
+
 /*
- * Picks v2 or v1 for memory, cpu and pids. Enabling a controller in the caller's
+ * Fills @p->ok and @p->why for memory, cpu and pids. Enabling a controller in @p's
  * cgroup.subtree_control is the one change made outside our own directories: cgroup v2 offers no
- * other way to hand a controller to a child. It fails (EBUSY) when the caller's cgroup holds
- * processes and is not the root ("no internal processes"); we never move processes to make room.
+ * other way to hand a controller to a child. v2 allows it only in the root or a cgroup without
+ * processes ("no internal processes"); we never move processes to make room. An enabled
+ * controller is left enabled: other children may rely on it.
+ */
+static void
+offer(struct v2_parent *p)
+{
+	_cleanup_free_ char *avail = NULL, *subtree = NULL;
+	struct nb_err w = { 0 };
+	int busy = 0;
+	if (read_file(p->dir, "cgroup.controllers", &avail, false, &w) < 0 ||
+	    read_file(p->dir, "cgroup.subtree_control", &subtree, false, &w) < 0 ||
+	    (!p->root && (busy = holds_procs(p->dir, &w)) < 0)) {
+		parent_fail(p, w.code, "%s", bare(&w));
+		return;
+	}
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++) {
+		enum nb_cgroup_res rs = limit_res[i];
+		const char *c = res_v1_name[rs];
+		if (!has_word(avail, c, ' ')) {
+			nb_err_set(&p->why[rs], ENOENT,
+				   "%s/cgroup.controllers does not list it (the parent does not "
+				   "enable it)",
+				   p->dir);
+			continue;
+		}
+		if (has_word(subtree, c, ' ')) {
+			p->ok[rs] = true;
+			continue;
+		}
+		/*
+		 * Not even a try where processes are: the kernel refuses memory there (EBUSY), but
+		 * takes cpu and pids, which are "threaded" controllers, and turns the cgroup into
+		 * a thread root, whose new children cannot hold processes at all (EOPNOTSUPP). That
+		 * would change the caller's cgroup (a systemd session scope, say) for nothing.
+		 */
+		if (busy) {
+			nb_err_set(&p->why[rs], EBUSY,
+				   "%s holds processes, so v2 lets it hand no controller to its "
+				   "children, and %s is not in its cgroup.subtree_control",
+				   p->dir, c);
+			continue;
+		}
+		char plus[32];
+		snprintf(plus, sizeof(plus), "+%s", c);
+		int r = write_file(p->dir, "cgroup.subtree_control", plus, false, &p->why[rs]);
+		if (r >= 0) {
+			log_debug("cgroup: enabled %s in %s/cgroup.subtree_control", c, p->dir);
+			p->ok[rs] = true;
+		} else if (r == -EBUSY) {
+			nb_err_set(&p->why[rs], EBUSY,
+				   "%s/cgroup.subtree_control: write %s: Device or resource busy "
+				   "(a process joined it: v2 lets only the root cgroup or one "
+				   "without processes hand controllers to its children)",
+				   p->dir, plus);
+		}
+	}
+}
+
+/* Whether @p serves every limit. */
+static bool
+serves_all(const struct v2_parent *p)
+{
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++)
+		if (!p->ok[limit_res[i]])
+			return false;
+	return true;
+}
+
+/* Whether @b serves every limit @a serves, and more. */
+static bool
+serves_more(const struct v2_parent *b, const struct v2_parent *a)
+{
+	bool more = false;
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++) {
+		enum nb_cgroup_res rs = limit_res[i];
+		if (a->ok[rs] && !b->ok[rs])
+			return false;
+		more |= b->ok[rs] && !a->ok[rs];
+	}
+	return more;
+}
+
+/* Whether we are in the initial cgroup namespace (a kernel without cgroup namespaces: yes). */
+static bool
+in_init_cgroupns(void)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/cgroup", &st) < 0)
+		return errno == ENOENT;
+	return st.st_ino == CGROUP_NS_INIT_INO;
+}
+
+/*
+ * The fallback parent <v2 mount>/nullbox (see cgroup.h for why it exists): made if missing,
+ * mode 0755, and left in place. Tried only when the caller's cgroup @first serves some limit
+ * badly, and touches nothing unless the root offers a controller @first could not hand out. Then
+ * the controllers the root offers are enabled in the root's cgroup.subtree_control (the root is
+ * exempt from "no internal processes", so this works with processes in it, as systemd's are) and
+ * in nullbox's. nullbox never holds a process: nothing is ever attached to it, and once a
+ * controller is enabled in its subtree_control the kernel refuses processes there anyway.
+ * Fills @fb, and sets fb->dir only when the directory is there to be used.
+ */
+static void
+try_nullbox(const struct sys *s, const struct v2_parent *first, struct v2_parent *fb)
+{
+	/*
+	 * Only root in the initial cgroup namespace, with the whole tree mounted: only there is
+	 * the mount's root the real root cgroup, the one exempt from "no internal processes", and
+	 * it belongs to the host's administrator. In a cgroup namespace (a container) it is an
+	 * ordinary cgroup holding the container's processes, and a caller without root was
+	 * delegated a subtree and must stay inside it.
+	 */
+	const char *no = NULL;
+	char euid[64];
+	if (geteuid() != 0) {
+		snprintf(euid, sizeof(euid), "the caller is not root (euid %u)",
+			 (unsigned)geteuid());
+		no = euid;
+	} else if (!in_init_cgroupns()) {
+		no = "the caller is in a cgroup namespace, whose root is not the real root cgroup";
+	} else if (strcmp(s->v2.root, "/") != 0) {
+		no = "the cgroup2 mount shows only a subtree, not the root";
+	} else if (strcmp(s->v2.rel, "/") == 0) {
+		no = "the caller's cgroup is the root";
+	}
+	if (no) {
+		parent_fail(fb, EPERM, "not tried: %s", no);
+		return;
+	}
+
+	const char *mnt = s->v2.mnt;
+	_cleanup_free_ char *avail = NULL, *subtree = NULL;
+	struct nb_err w = { 0 };
+	if (read_file(mnt, "cgroup.controllers", &avail, false, &w) < 0 ||
+	    read_file(mnt, "cgroup.subtree_control", &subtree, false, &w) < 0) {
+		parent_fail(fb, w.code, "%s", bare(&w));
+		return;
+	}
+	bool gain = false;
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++) {
+		enum nb_cgroup_res rs = limit_res[i];
+		if (has_word(avail, res_v1_name[rs], ' '))
+			gain |= !first->ok[rs];
+		else
+			nb_err_set(&fb->why[rs], ENOENT,
+				   "%s/cgroup.controllers does not list it (it is on v1, or not in "
+				   "this kernel)",
+				   mnt);
+	}
+	if (!gain)
+		return; /* each limit the caller lacks has its "does not list it" above */
+
+	struct nb_err root_err[NB_CGROUP_N_RES] = { 0 };
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++) {
+		const char *c = res_v1_name[limit_res[i]];
+		if (!has_word(avail, c, ' ') || has_word(subtree, c, ' '))
+			continue;
+		char plus[32];
+		snprintf(plus, sizeof(plus), "+%s", c);
+		if (write_file(mnt, "cgroup.subtree_control", plus, false,
+			       &root_err[limit_res[i]]) >= 0)
+			log_debug("cgroup: enabled %s in %s/cgroup.subtree_control", c, mnt);
+	}
+
+	char dir[PATH_MAX];
+	if (join(dir, sizeof(dir), mnt, NB_CGROUP_FALLBACK_PARENT, &w) < 0) {
+		parent_fail(fb, w.code, "%s", bare(&w));
+		return;
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		parent_fail(fb, errno, "%s: mkdir: %s", dir, strerror(errno));
+		return;
+	}
+	fb->dir = strdup(dir);
+	fb->rel = strdup("/" NB_CGROUP_FALLBACK_PARENT);
+	if (!fb->dir || !fb->rel) {
+		parent_fail(fb, ENOMEM, "out of memory");
+		return;
+	}
+	offer(fb);
+	/* A controller the root could not enable is missing below it: say why, not that. */
+	for (size_t rs = 0; rs < NB_CGROUP_N_RES; rs++)
+		if (!fb->ok[rs] && root_err[rs].code)
+			fb->why[rs] = root_err[rs];
+}
+
+/*
+ * NB_CGROUP_PARENT_ENV, when set: the v2 parent to use instead of the caller's cgroup. It must
+ * resolve to an existing directory of the cgroup2 mount found by discover(); ".." and symlinks
+ * are resolved first, so it cannot point outside it. Fills @p->dir and @p->rel.
+ */
+static int
+parent_from_env(const struct sys *s, const char *env, struct v2_parent *p, struct nb_err *e)
+{
+	const char *n = NB_CGROUP_PARENT_ENV;
+	if (!s->v2.found)
+		return nb_err_set(e, ENOENT,
+				  "cgroup: %s=%s: no cgroup2 mount in /proc/self/mountinfo", n,
+				  env);
+	if (env[0] != '/')
+		return nb_err_set(e, EINVAL, "cgroup: %s=%s: not an absolute path", n, env);
+	_cleanup_free_ char *rp = realpath(env, NULL);
+	struct stat st;
+	if (!rp || stat(rp, &st) < 0)
+		return nb_err_setp(e, errno, "cgroup: %s=%s", n, env);
+	if (!S_ISDIR(st.st_mode))
+		return nb_err_set(e, ENOTDIR, "cgroup: %s=%s: not a directory", n, env);
+	const char *mnt = s->v2.mnt;
+	size_t ml = strcmp(mnt, "/") == 0 ? 0 : strlen(mnt);
+	if (strncmp(rp, mnt, ml) != 0 || (rp[ml] != '\0' && rp[ml] != '/'))
+		return nb_err_set(e, EINVAL, "cgroup: %s=%s: %s is not inside the cgroup2 mount %s",
+				  n, env, rp, mnt);
+	struct statfs sf;
+	if (statfs(rp, &sf) < 0)
+		return nb_err_setp(e, errno, "cgroup: %s=%s: statfs", n, env);
+	if (sf.f_type != CGROUP2_SUPER_MAGIC)
+		return nb_err_set(e, EINVAL,
+				  "cgroup: %s=%s: not a cgroup2 directory (another file system is "
+				  "mounted there)",
+				  n, env);
+	const char *rest = rp + ml;
+	const char *root = strcmp(s->v2.root, "/") == 0 ? "" : s->v2.root;
+	if (asprintf(&p->rel, "%s%s", root, rest) < 0) {
+		p->rel = NULL;
+		return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+	}
+	if (!p->rel[0]) {
+		free(p->rel);
+		p->rel = strdup("/");
+	}
+	p->dir = steal_ptr(&rp);
+	if (!p->rel)
+		return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+	return 0;
+}
+
+/*
+ * Picks v2 or v1 for memory, cpu and pids, and the v2 parent: NB_CGROUP_PARENT_ENV when set,
+ * else the caller's cgroup, else (try_nullbox()) <v2 mount>/nullbox when that serves more. A limit
+ * the chosen v2 parent cannot serve goes to its v1 hierarchy; without one the call fails saying
+ * everything that was tried. On return s->v2.dir and s->v2.rel name the chosen v2 parent.
  */
 static int
 choose_limits(struct sys *s, enum backend be[NB_CGROUP_N_RES], struct nb_err *e)
 {
-	_cleanup_free_ char *avail = NULL, *subtree = NULL;
-	if (s->v2.found) {
-		int r = read_file(s->v2.dir, "cgroup.controllers", &avail, false, e);
-		if (r >= 0)
-			r = read_file(s->v2.dir, "cgroup.subtree_control", &subtree, false, e);
+	_cleanup_(parent_free) struct v2_parent first = { 0 }, fb = { 0 };
+	bool use_fb = false;
+	/*
+	 * secure_getenv: a setuid or file-capability caller must not let whoever runs it choose
+	 * where its cgroups go, and so which limits above them apply.
+	 */
+	const char *env = secure_getenv(NB_CGROUP_PARENT_ENV);
+	if (env && *env) {
+		int r = parent_from_env(s, env, &first, e);
 		if (r < 0)
 			return r;
+		snprintf(first.label, sizeof(first.label), "in %s", NB_CGROUP_PARENT_ENV);
+		first.root = strcmp(first.rel, "/") == 0 && in_init_cgroupns();
+		offer(&first);
+		parent_fail(&fb, EPERM, "not tried: %s is set", NB_CGROUP_PARENT_ENV);
+	} else if (s->v2.found) {
+		first.dir = strdup(s->v2.dir);
+		first.rel = strdup(s->v2.rel);
+		if (!first.dir || !first.rel)
+			return nb_err_set(e, ENOMEM, "cgroup: out of memory");
+		snprintf(first.label, sizeof(first.label), "in the caller's cgroup");
+		first.root = strcmp(first.rel, "/") == 0 && in_init_cgroupns();
+		offer(&first);
+		if (!serves_all(&first)) {
+			try_nullbox(s, &first, &fb);
+			use_fb = fb.dir && serves_more(&fb, &first);
+		}
 	}
-	static const enum nb_cgroup_res lim[] = { NB_CGROUP_MEMORY, NB_CGROUP_CPU, NB_CGROUP_PIDS };
-	for (size_t i = 0; i < NB_ARRAY_SIZE(lim); i++) {
-		const char *c = res_v1_name[lim[i]];
-		struct nb_err why = { 0 };
-		if (!s->v2.found) {
-			nb_err_set(&why, ENOENT, "no cgroup2 mount in /proc/self/mountinfo");
-		} else if (!has_word(avail, c, ' ')) {
-			nb_err_set(&why, ENOENT,
-				   "%s/cgroup.controllers does not list it (the parent does not "
-				   "enable it)",
-				   s->v2.dir);
-		} else if (has_word(subtree, c, ' ')) {
-			be[lim[i]] = BE_V2;
-			continue;
-		} else {
-			char plus[32];
-			snprintf(plus, sizeof(plus), "+%s", c);
-			int r = write_file(s->v2.dir, "cgroup.subtree_control", plus, false, &why);
-			if (r >= 0) {
-				log_debug("cgroup: enabled %s in %s/cgroup.subtree_control", c,
-					  s->v2.dir);
-				be[lim[i]] = BE_V2;
-				continue;
-			}
-			if (r == -EBUSY)
-				nb_err_set(
-					&why, EBUSY,
-					"%s/cgroup.subtree_control: write %s: Device or resource "
-					"busy (v2 lets only the root cgroup or one without "
-					"processes hand controllers to its children, and the "
-					"caller is in it)",
-					s->v2.dir, plus);
-		}
-		if (s->v1[lim[i]].found) {
-			log_debug("cgroup: %s on v1 (v2: %s)", c, why.msg);
-			be[lim[i]] = BE_V1;
+	if (s->v2.found)
+		snprintf(fb.label, sizeof(fb.label), "under %.64s/%s", s->v2.mnt,
+			 NB_CGROUP_FALLBACK_PARENT);
+	struct v2_parent *p = use_fb ? &fb : &first;
+	if (use_fb)
+		log_debug(
+			"cgroup: the caller's cgroup %s cannot hand out every controller; using %s",
+			first.dir, fb.dir);
+
+	for (size_t i = 0; i < NB_ARRAY_SIZE(limit_res); i++) {
+		enum nb_cgroup_res rs = limit_res[i];
+		const char *c = res_v1_name[rs];
+		if (p->ok[rs]) {
+			be[rs] = BE_V2;
 			continue;
 		}
-		const char *w = why.msg;
-		if (strncmp(w, "cgroup: ", 8) == 0)
-			w += 8;
+		if (s->v1[rs].found) {
+			if (s->v2.found)
+				log_debug("cgroup: %s on v1 (v2 %s: %s; v2 %s: %s)", c, first.label,
+					  bare(&first.why[rs]), fb.label, bare(&fb.why[rs]));
+			be[rs] = BE_V1;
+			continue;
+		}
 		if (!s->v2.found)
-			return nb_err_set(e, why.code,
+			return nb_err_set(e, ENOENT,
 					  "cgroup: no %s controller: no cgroup2 mount and no v1 %s "
 					  "hierarchy in /proc/self/mountinfo; mount one of them",
 					  c, c);
-		return nb_err_set(e, why.code,
-				  "cgroup: no %s controller: v2: %s; v1: no %s hierarchy mounted. "
-				  "Start the caller in the root cgroup (echo $$ > %s/cgroup.procs) "
-				  "or on a system with the v1 %s hierarchy",
-				  c, w, c, s->v2.mnt, c);
+		return nb_err_set(e, first.why[rs].code ? first.why[rs].code : ENOENT,
+				  "cgroup: no %s controller: v2 %s: %s; v2 %s: %s; v1: no %s "
+				  "hierarchy mounted. Run as root outside any cgroup namespace, or "
+				  "set %s to a delegated v2 cgroup that holds no processes",
+				  c, first.label, bare(&first.why[rs]), fb.label, bare(&fb.why[rs]),
+				  c, NB_CGROUP_PARENT_ENV);
 	}
 
 	/*
@@ -499,6 +814,12 @@ choose_limits(struct sys *s, enum backend be[NB_CGROUP_N_RES], struct nb_err *e)
 				"/proc/self/mountinfo",
 				rs == NB_CGROUP_FREEZER ? "freezer" : "CPU accounting",
 				res_v1_name[rs]);
+	}
+	if (s->v2.found) {
+		free(s->v2.dir);
+		free(s->v2.rel);
+		s->v2.dir = steal_ptr(&p->dir);
+		s->v2.rel = steal_ptr(&p->rel);
 	}
 	return 0;
 }

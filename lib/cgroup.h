@@ -9,6 +9,23 @@
  * kill switch (cgroup.kill) and CPU accounting (cpu.stat) need no controller; they are taken from
  * v2 when a v2 cgroup is in use anyway, else from the v1 freezer and cpuacct hierarchies.
  *
+ * The v2 fallback parent. On a stock systemd machine with only v2, a root shell sits in
+ * /user.slice/user-0.slice/session-N.scope. That cgroup holds processes, so v2 ("no internal
+ * processes") refuses to enable a controller in its cgroup.subtree_control (EBUSY), and there is
+ * no v1 to fall back to. Then, and only for root in the initial cgroup namespace, the sandbox's
+ * cgroup is made under a parent NullBox owns directly below the v2 root instead:
+ * <v2 mount>/NB_CGROUP_FALLBACK_PARENT ("/sys/fs/cgroup/nullbox/<name>"). It is made when missing
+ * (0755) and never removed (other sandboxes may be in it; it holds no process itself), and the
+ * controllers are enabled in the root's cgroup.subtree_control (the root cgroup is exempt from the
+ * rule) and in its own. This is what docker's cgroupfs driver does (/sys/fs/cgroup/docker/<id>).
+ * The price: the sandbox is no longer below the caller's cgroup, so limits set on the caller's own
+ * cgroup or its slice (say, a MemoryMax= on the user's slice) are not inherited by it and it is
+ * not counted against them; only its own limits apply. The fallback is taken only when it serves a
+ * controller the caller's cgroup cannot, so nothing changes where the caller's cgroup works, nor
+ * on v1 or hybrid machines whose v2 root offers none of memory, cpu and pids. The lasting answer is
+ * a delegated cgroup: nulld, run as a systemd service with Delegate=yes, will pass its own in
+ * NB_CGROUP_PARENT_ENV, which replaces both the caller's cgroup and the fallback parent.
+ *
  * Every function needs the privilege to write the caller's cgroups (root, or a delegated subtree).
  * None of them is async-signal-safe; none may be called between clone and exec.
  */
@@ -20,6 +37,18 @@
 
 /* The longest name nb_cgroup_create() accepts. */
 #define NB_CGROUP_NAME_MAX 128
+
+/*
+ * An absolute path to a v2 cgroup to create sandboxes under instead of the caller's cgroup, e.g.
+ * the cgroup systemd delegates to nulld (Delegate=yes), for the controllers it can hand out. It
+ * must resolve (symlinks and ".." followed) to an existing directory on the cgroup2 mount; the
+ * fallback parent is then never tried. Ignored when empty, and in setuid or file-capability
+ * programs (secure_getenv).
+ */
+#define NB_CGROUP_PARENT_ENV "NULLBOX_CGROUP_PARENT"
+
+/* The fallback parent's name below the v2 mount (see above); it is never removed. */
+#define NB_CGROUP_FALLBACK_PARENT "nullbox"
 
 struct nb_cgroup_limits {
 	uint64_t memory_bytes; /* > 0; swap is not allowed on top of it */
@@ -43,17 +72,22 @@ struct nb_cgroup; /* opaque */
 /*
  * Creates a fresh cgroup named @name ([A-Za-z0-9_.-], starting with a letter or digit, at most
  * NB_CGROUP_NAME_MAX bytes; e.g. "nullbox-<agent>-<pid>") under the caller's current cgroup in
- * every hierarchy used, and writes @lim:
+ * every hierarchy used (on v2: under NB_CGROUP_PARENT_ENV when set, or the fallback parent when
+ * needed; see above), and writes @lim:
  *   memory  v2 memory.max, memory.swap.max = 0 (when present);
  *           v1 memory.limit_in_bytes, memory.memsw.limit_in_bytes (when present), and
  *           memory.swappiness = 0 (best effort)
  *   cpu     v2 cpu.max "QUOTA 100000"; v1 cpu.cfs_period_us = 100000, cpu.cfs_quota_us = QUOTA
  *   pids    pids.max
- * A v2 controller that is in the caller's cgroup.controllers but not in its cgroup.subtree_control
- * is enabled there (and left enabled: other children may rely on it); if that fails, the v1
- * hierarchy is used instead, and without one the call fails saying what to do. (So on a pure v2
- * machine the caller must be in the root cgroup: v2 lets no other cgroup that holds processes,
- * and the caller's does, hand controllers to its children.)
+ * The order, per limit: v2 in the caller's cgroup (or NB_CGROUP_PARENT_ENV), where a controller in
+ * cgroup.controllers but not in cgroup.subtree_control is enabled (and left enabled: other
+ * children may rely on it); then v2 in the fallback parent (root in the initial cgroup namespace
+ * only; made and its controllers enabled as described above, and left so); then the v1
+ * hierarchy. Every v2 limit lives in one directory, so when the fallback parent is used it serves
+ * them all. With none of the three the call fails naming what each said, e.g. "cgroup: no memory
+ * controller: v2 in the caller's cgroup: ...: Device or resource busy (...); v2 under
+ * /sys/fs/cgroup/nullbox: not tried: the caller is not root (euid 1000); v1: no memory hierarchy
+ * mounted. ...". A bad NB_CGROUP_PARENT_ENV fails with -EINVAL, -ENOENT or -ENOTDIR naming it.
  * A directory that already exists is an error (EEXIST), never adopted.
  * Returns 0 and *@out (free with nb_cgroup_destroy()), or a negative errno with @e set, e.g.
  * "cgroup: /sys/fs/cgroup/memory/x/memory.limit_in_bytes: write 268435456: Device or resource
@@ -99,7 +133,8 @@ int nb_cgroup_freeze(struct nb_cgroup *cg, bool frozen, struct nb_err *e);
 /*
  * Kills every process left (v2 cgroup.kill when present, and in any case SIGKILL to each pid
  * listed in cgroup.procs, frozen while listed so nothing forks away, repeated until empty) and
- * removes every directory, retrying rmdir on EBUSY for up to ~2 s. Zombies do not block removal;
+ * removes every directory, retrying rmdir on EBUSY for up to ~2 s (never a parent: the fallback
+ * parent and NB_CGROUP_PARENT_ENV stay). Zombies do not block removal;
  * reaping the caller's own children stays the caller's job. Always tries everything, frees @cg,
  * and returns 0 or the first error (negative errno, @e set). @cg may be NULL.
  */

@@ -242,6 +242,9 @@ setup_proc(struct nb_err *e)
 	r = write_file(NEWROOT "/proc/sys/vm/memfd_noexec", "2\n", 0644);
 	if (r == -ENOENT)
 		log_debug("kernel has no vm.memfd_noexec: memfd execution not restricted");
+	else if (r == -EACCES || r == -EPERM)
+		/* Unprivileged (a user namespace): the knob belongs to the host's root. */
+		log_warn("cannot set vm.memfd_noexec without root: memfd execution not restricted");
 	else if (r < 0)
 		return nb_err_setp(e, -r, "rootfs: set vm.memfd_noexec");
 	/* Kernel knobs stay read-only even for a process that regains privilege. */

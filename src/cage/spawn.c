@@ -265,11 +265,20 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
 	int abi = 0;
 	char go;
 
+	/* If cage dies, so does the sandbox: init's death kills every process in the namespace. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		nb_err_setp(&e, errno, "prctl: pdeathsig");
+		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
+	}
+	/* Wait until the parent wrote the id maps (a user namespace); EOF: cage is gone. */
+	if (read(sync_fd, &go, 1) != 1)
+		_exit(CAGE_EXIT_FAILURE);
 	/*
 	 * init is a copy of cage: its memory (including /proc/1/environ, cage's own environment)
 	 * must not be readable by the agent, which runs under the same uid. Not dumpable makes
 	 * /proc/1/{environ,mem,fd,...} and ptrace refuse every other process. execve resets this
-	 * for the agent itself.
+	 * for the agent itself. Only after the id maps are written: a non-dumpable process's
+	 * /proc/PID/{uid,gid}_map belong to root, and an unprivileged cage could not write them.
 	 */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
 		nb_err_setp(&e, errno, "prctl: dumpable");
@@ -282,14 +291,6 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
 	for (char **p = environ; p && *p; p++)
 		explicit_bzero(*p, strlen(*p));
 	clearenv();
-	/* If cage dies, so does the sandbox: init's death kills every process in the namespace. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
-		nb_err_setp(&e, errno, "prctl: pdeathsig");
-		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);
-	}
-	/* Wait until the parent wrote the id maps (a user namespace); EOF: cage is gone. */
-	if (read(sync_fd, &go, 1) != 1)
-		_exit(CAGE_EXIT_FAILURE);
 	if (sethostname(c->name, strlen(c->name)) < 0) {
 		nb_err_setp(&e, errno, "namespaces: sethostname");
 		child_fail(sync_fd, CAGE_EXIT_FAILURE, &e);

@@ -113,6 +113,213 @@ file_exists(const char *dir, const char *file)
 	return access(path, F_OK) == 0;
 }
 
+/* ---- v2 layout helpers, for the parent choice ---- */
+
+/*
+ * When set (NBTEST_EXPECT_V2_PARENT, or a test), every v2 directory create_ok() makes must be
+ * <expect_v2_parent>/<name>, and at least one must be v2: the VM harness uses it to prove which
+ * parent a layout takes, e.g. /sys/fs/cgroup/nullbox when the caller's cgroup holds processes.
+ */
+static const char *expect_v2_parent;
+static const char *expect_v2_parent_env;
+
+/* NB_CGROUP_PARENT_ENV as the suite found it; tests that set it put it back. */
+static char *orig_parent_env;
+
+static void
+restore_parent_env(void)
+{
+	if (orig_parent_env)
+		setenv(NB_CGROUP_PARENT_ENV, orig_parent_env, 1);
+	else
+		unsetenv(NB_CGROUP_PARENT_ENV);
+}
+
+/* The cgroup2 mount that shows the whole tree, and where this process is in it. */
+struct v2info {
+	bool found;
+	char mnt[1024];
+	char self[2048];      /* absolute directory of our v2 cgroup */
+	char root_ctrls[512]; /* the root's cgroup.controllers */
+};
+
+static bool
+v2_info(struct v2info *v)
+{
+	memset(v, 0, sizeof(*v));
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char line[8192];
+	while (!v->found && fgets(line, sizeof(line), f)) {
+		char root[1024], mnt[1024];
+		const char *dash = strstr(line, " - ");
+		if (!dash || strncmp(dash, " - cgroup2 ", 11) != 0)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %1023s %1023s", root, mnt) != 2 ||
+		    strcmp(root, "/") != 0)
+			continue;
+		snprintf(v->mnt, sizeof(v->mnt), "%s", mnt);
+		v->found = true;
+	}
+	fclose(f);
+	char cg[8192];
+	if (!v->found || !slurp("/proc/self/cgroup", cg, sizeof(cg)))
+		return v->found = false;
+	const char *p = strncmp(cg, "0::", 3) == 0 ? cg : strstr(cg, "\n0::");
+	if (!p)
+		return v->found = false;
+	p += p[0] == '\n' ? 4 : 3;
+	char rel[1024];
+	snprintf(rel, sizeof(rel), "%.*s", (int)strcspn(p, "\n"), p);
+	snprintf(v->self, sizeof(v->self), "%s%s", v->mnt, strcmp(rel, "/") == 0 ? "" : rel);
+	char path[1200];
+	join_path(path, sizeof(path), v->mnt, "cgroup.controllers");
+	slurp(path, v->root_ctrls, sizeof(v->root_ctrls));
+	return true;
+}
+
+/* Whether the space-separated @list holds @word. */
+static bool
+has_word(const char *list, const char *word)
+{
+	size_t wl = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)); p += wl)
+		if ((p == list || p[-1] == ' ') && (p[wl] == '\0' || p[wl] == ' ' || p[wl] == '\n'))
+			return true;
+	return false;
+}
+
+static const char *const limit_ctrl[] = { "memory", "cpu", "pids" };
+static const enum nb_cgroup_res limit_res[] = { NB_CGROUP_MEMORY, NB_CGROUP_CPU, NB_CGROUP_PIDS };
+
+/* How many of memory, cpu and pids the v2 root offers. */
+static int
+root_offers(const struct v2info *v)
+{
+	int n = 0;
+	for (size_t i = 0; i < 3; i++)
+		n += has_word(v->root_ctrls, limit_ctrl[i]);
+	return n;
+}
+
+/* Whether this process has a v1 hierarchy with controller @c. */
+static bool
+has_v1(const char *c)
+{
+	char cg[8192];
+	if (!slurp("/proc/self/cgroup", cg, sizeof(cg)))
+		return false;
+	for (char *save = NULL, *l = strtok_r(cg, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		for (char *s2 = NULL, *w = strtok_r(c1 + 1, ",", &s2); w;
+		     w = strtok_r(NULL, ",", &s2))
+			if (strcmp(w, c) == 0)
+				return true;
+	}
+	return false;
+}
+
+static bool
+in_init_cgroupns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/cgroup", &st) < 0 ? errno == ENOENT : st.st_ino == 0xEFFFFFFBu;
+}
+
+/* Writes @val to @dir/@file; returns 0 or -errno. */
+static int
+try_write(const char *dir, const char *file, const char *val)
+{
+	char path[4096];
+	join_path(path, sizeof(path), dir, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, val, strlen(val));
+	int err = errno;
+	close(fd);
+	return n < 0 ? -err : 0;
+}
+
+static void
+write_ok(const char *dir, const char *file, const char *val)
+{
+	int r = try_write(dir, file, val);
+	if (r < 0)
+		fail_msg("%s/%s: write %s: %s", dir, file, val, strerror(-r));
+}
+
+/*
+ * Directories a test made outside nb_cgroup: cgroups that hold a sleeping child (and maybe this
+ * process), as a systemd session scope holds a shell, and parents for NB_CGROUP_PARENT_ENV.
+ * teardown() undoes them all, so a failed assertion leaves nothing behind.
+ */
+static struct made {
+	char dir[2048];
+	char home[2048]; /* where this process was before it moved in; "" if it did not */
+	pid_t sleeper;
+} made[4];
+static size_t n_made;
+
+/*
+ * mkdir @dir, and when @occupy put a sleeping child in it, and this process too when @self:
+ * then @dir holds processes, so v2 lets it hand no controller to its children.
+ */
+static void
+make_dir(const char *dir, bool occupy, bool self, const struct v2info *v)
+{
+	assert_true(n_made < NB_ARRAY_SIZE(made));
+	struct made *m = &made[n_made];
+	*m = (struct made){ .sleeper = -1 };
+	if (mkdir(dir, 0755) < 0)
+		fail_msg("mkdir %s: %s", dir, strerror(errno));
+	snprintf(m->dir, sizeof(m->dir), "%s", dir);
+	n_made++;
+	if (!occupy)
+		return;
+	m->sleeper = fork();
+	assert_true(m->sleeper >= 0);
+	if (m->sleeper == 0) {
+		for (;;)
+			pause();
+	}
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)m->sleeper);
+	write_ok(dir, "cgroup.procs", pid);
+	if (self) {
+		snprintf(m->home, sizeof(m->home), "%s", v->self);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		write_ok(dir, "cgroup.procs", pid);
+	}
+}
+
+/* Undoes make_dir(), newest first. */
+static void
+unmake_dirs(void)
+{
+	while (n_made > 0) {
+		struct made *m = &made[--n_made];
+		if (m->home[0]) {
+			char pid[32];
+			snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			if (try_write(m->home, "cgroup.procs", pid) < 0)
+				fprintf(stderr, "cannot move back to %s: %s\n", m->home,
+					strerror(errno));
+		}
+		if (m->sleeper > 0) {
+			kill(m->sleeper, SIGKILL);
+			waitpid(m->sleeper, NULL, 0);
+		}
+		if (rmdir(m->dir) < 0)
+			fprintf(stderr, "rmdir %s: %s\n", m->dir, strerror(errno));
+	}
+}
+
 /* Every directory a cgroup uses, copied so they can be checked after destroy frees it. */
 struct paths {
 	char p[NB_CGROUP_N_RES][4096];
@@ -163,6 +370,20 @@ create_ok(const char *name, uint64_t mem, uint32_t cpu, uint32_t pids)
 		fail_msg("create %s: %d %s", name, r, e.msg);
 	assert_non_null(cg);
 	current = cg;
+	if (expect_v2_parent) {
+		char want[4096];
+		snprintf(want, sizeof(want), "%s/%s", expect_v2_parent, name);
+		bool any = false;
+		for (int i = 0; i < NB_CGROUP_N_RES; i++) {
+			bool v2;
+			const char *p = nb_cgroup_path(cg, i, &v2);
+			any |= v2;
+			if (v2 && strcmp(p, want) != 0)
+				fail_msg("%s, want %s (the v2 parent expected here)", p, want);
+		}
+		if (!any)
+			fail_msg("nothing on v2, want %s", want);
+	}
 	return cg;
 }
 
@@ -777,19 +998,392 @@ test_attach_failure_then_destroy(void **state)
 	assert_int_equal(nb_cgroup_destroy(NULL, &e), 0);
 }
 
+/* ---- the v2 parent: caller's cgroup, fallback parent, NB_CGROUP_PARENT_ENV ---- */
+
+/* Why the fallback parent cannot be exercised here, or NULL. */
+static const char *
+no_fallback_here(struct v2info *v)
+{
+	static char why[2048];
+	if (!v2_info(v))
+		return "no cgroup2 mount showing the whole tree";
+	if (!in_init_cgroupns())
+		return "in a cgroup namespace: the fallback parent is for the initial one only";
+	if (getenv(NB_CGROUP_PARENT_ENV))
+		return NB_CGROUP_PARENT_ENV " is set: it replaces the fallback parent";
+	int n = root_offers(v);
+	if (n == 0) {
+		snprintf(why, sizeof(why),
+			 "%s/cgroup.controllers is \"%s\": memory, cpu and pids are not on v2 "
+			 "here, so there is no v2 fallback to take",
+			 v->mnt, v->root_ctrls);
+		return why;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (!has_word(v->root_ctrls, limit_ctrl[i]) && !has_v1(limit_ctrl[i])) {
+			snprintf(why, sizeof(why), "%s is neither on v2 nor on v1", limit_ctrl[i]);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+#define SKIP_BECAUSE(why)                                                                          \
+	do {                                                                                       \
+		print_message("SKIP: %s\n", (why));                                                \
+		skip();                                                                            \
+	} while (0)
+
+/*
+ * The caller's cgroup holds processes and hands out nothing (a systemd session scope): the
+ * cgroup goes to <v2 mount>/nullbox/<name>, serving every limit the v2 root offers, and works.
+ */
+static void
+test_fallback_parent(void **state)
+{
+	SKIP_IF_NEEDED(state);
+	struct v2info v;
+	const char *why = no_fallback_here(&v);
+	if (why)
+		SKIP_BECAUSE(why);
+	char busy[2200], nullbox[1200], name[64];
+	snprintf(busy, sizeof(busy), "%s/nbtest-%d-busy", v.self, (int)getpid());
+	snprintf(nullbox, sizeof(nullbox), "%s/%s", v.mnt, NB_CGROUP_FALLBACK_PARENT);
+	make_dir(busy, true, true, &v);
+	make_name(name, sizeof(name));
+	expect_v2_parent = nullbox;
+	struct nb_cgroup *cg = create_ok(name, 64 * MiB, 30, 16);
+	struct paths ps;
+	paths_of(cg, &ps);
+	print_message("mode %s: %s\n", nb_cgroup_mode(cg), nb_cgroup_describe(cg));
+	for (size_t i = 0; i < 3; i++) {
+		bool on_v2 = has_word(v.root_ctrls, limit_ctrl[i]);
+		if (ps.v2[limit_res[i]] != on_v2)
+			fail_msg("%s: on %s, want %s", limit_ctrl[i],
+				 ps.v2[limit_res[i]] ? "v2" : "v1",
+				 on_v2 ? "v2 under the fallback parent" : "v1");
+	}
+	assert_true(ps.v2[NB_CGROUP_FREEZER] && ps.v2[NB_CGROUP_CPUACCT]);
+	if (root_offers(&v) == 3) {
+		assert_string_equal(nb_cgroup_mode(cg), "v2");
+		assert_true(nb_cgroup_v2_fd(cg) >= 0);
+	}
+
+	/* The limits are in force below nullbox, which lends them and holds no process itself. */
+	char rootsub[256], sub[256], procs[256], path[2400];
+	join_path(path, sizeof(path), v.mnt, "cgroup.subtree_control");
+	assert_true(slurp(path, rootsub, sizeof(rootsub)));
+	join_path(path, sizeof(path), nullbox, "cgroup.subtree_control");
+	assert_true(slurp(path, sub, sizeof(sub)));
+	for (size_t i = 0; i < 3; i++) {
+		if (!ps.v2[limit_res[i]])
+			continue;
+		if (!has_word(rootsub, limit_ctrl[i]) || !has_word(sub, limit_ctrl[i]))
+			fail_msg("%s not enabled: root \"%s\", nullbox \"%s\"", limit_ctrl[i],
+				 rootsub, sub);
+	}
+	if (ps.v2[NB_CGROUP_MEMORY])
+		assert_file(ps.p[NB_CGROUP_MEMORY], "memory.max", "67108864");
+	if (ps.v2[NB_CGROUP_CPU])
+		assert_file(ps.p[NB_CGROUP_CPU], "cpu.max", "30000 100000");
+	if (ps.v2[NB_CGROUP_PIDS])
+		assert_file(ps.p[NB_CGROUP_PIDS], "pids.max", "16");
+	join_path(path, sizeof(path), nullbox, "cgroup.procs");
+	assert_true(slurp(path, procs, sizeof(procs)));
+	assert_string_equal(procs, "");
+
+	/* A process attached shows up where the kernel says it is, and is killed by destroy. */
+	int go;
+	pid_t pid = spawn_waiting(do_nothing, NULL, &go);
+	attach_ok(cg, pid);
+	char want[256], got[4096];
+	snprintf(want, sizeof(want), "0::/%s/%s", NB_CGROUP_FALLBACK_PARENT, name);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	assert_true(slurp(path, got, sizeof(got)));
+	if (!strstr(got, want))
+		fail_msg("/proc/%d/cgroup is \"%s\", lacks \"%s\"", (int)pid, got, want);
+	struct nb_cgroup_stats s;
+	struct nb_err e = { 0 };
+	assert_int_equal(nb_cgroup_stats(cg, &s, &e), 0);
+	assert_int_equal(s.pids_current, 1);
+	release(&go);
+	destroy_ok(cg, &ps);
+	int st = wait_for(pid, 2000);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+	/* The parent stays: other sandboxes may be in it. */
+	struct stat sb;
+	assert_int_equal(stat(nullbox, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0755);
+	expect_v2_parent = expect_v2_parent_env;
+	unmake_dirs();
+}
+
+/*
+ * When nothing works, the error says what each choice answered. Here the fallback is refused
+ * because the caller is not root (euid 65534, in a child), and there is no v1 memory.
+ */
+static void
+test_fallback_error_names_all(void **state)
+{
+	SKIP_IF_NEEDED(state);
+	struct v2info v;
+	const char *why = no_fallback_here(&v);
+	if (why)
+		SKIP_BECAUSE(why);
+	if (!has_word(v.root_ctrls, "memory"))
+		SKIP_BECAUSE("memory is not on v2 here: the error would not be about it");
+	char busy[2200], name[64];
+	snprintf(busy, sizeof(busy), "%s/nbtest-%d-busy", v.self, (int)getpid());
+	make_dir(busy, true, true, &v);
+	make_name(name, sizeof(name));
+
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct nb_err e = { 0 };
+		struct nb_cgroup_limits lim = { .memory_bytes = 64 * MiB,
+						.cpu_percent = 10,
+						.max_pids = 4 };
+		struct nb_cgroup *cg = NULL;
+		int r = -1000;
+		if (seteuid(65534) == 0)
+			r = nb_cgroup_create(name, &lim, &cg, &e);
+		if (write(p[1], &r, sizeof(r)) != sizeof(r) || write(p[1], &e, sizeof(e)) < 0)
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	int r = 0;
+	struct nb_err e = { 0 };
+	assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+	assert_int_equal(read(p[0], &e, sizeof(e)), sizeof(e));
+	close(p[0]);
+	wait_for(pid, 5000);
+	print_message("%d: %s\n", r, e.msg);
+	assert_true(r < 0 && r != -1000);
+	char want[4096];
+	snprintf(want, sizeof(want), "cgroup: no memory controller: v2 in the caller's cgroup: %s/",
+		 busy);
+	if (strncmp(e.msg, want, strlen(want)) != 0)
+		fail_msg("message does not start with \"%s\"", want);
+	snprintf(want, sizeof(want),
+		 "; v2 under %s/%s: not tried: the caller is not root (euid 65534); v1: no memory "
+		 "hierarchy mounted. ",
+		 v.mnt, NB_CGROUP_FALLBACK_PARENT);
+	if (!strstr(e.msg, want))
+		fail_msg("message lacks \"%s\"", want);
+	assert_non_null(strstr(e.msg, NB_CGROUP_PARENT_ENV));
+	char path[2400];
+	snprintf(path, sizeof(path), "%s/%s", busy, name);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/%s/%s", v.mnt, NB_CGROUP_FALLBACK_PARENT, name);
+	assert_int_equal(access(path, F_OK), -1);
+	unmake_dirs();
+}
+
+/*
+ * Where the v2 root offers none of memory, cpu and pids (v1 or hybrid machines, like systemd's
+ * hybrid layout), a caller's cgroup that hands out nothing changes nothing: no fallback parent is
+ * made, the root's cgroup.subtree_control is left alone, and v1 serves the limits as before.
+ */
+static void
+test_fallback_not_taken_when_useless(void **state)
+{
+	SKIP_IF_NEEDED(state);
+	struct v2info v;
+	if (!v2_info(&v))
+		SKIP_BECAUSE("no cgroup2 mount showing the whole tree");
+	if (root_offers(&v) > 0)
+		SKIP_BECAUSE("the v2 root offers memory, cpu or pids: this checks hybrid machines "
+			     "where it offers none");
+	if (getenv(NB_CGROUP_PARENT_ENV))
+		SKIP_BECAUSE(NB_CGROUP_PARENT_ENV " is set");
+	char busy[2200], nullbox[1200], path[1300], sub0[256], sub1[256], name[64];
+	snprintf(busy, sizeof(busy), "%s/nbtest-%d-busy", v.self, (int)getpid());
+	snprintf(nullbox, sizeof(nullbox), "%s/%s", v.mnt, NB_CGROUP_FALLBACK_PARENT);
+	bool had = access(nullbox, F_OK) == 0;
+	join_path(path, sizeof(path), v.mnt, "cgroup.subtree_control");
+	assert_true(slurp(path, sub0, sizeof(sub0)));
+	make_dir(busy, true, true, &v);
+	make_name(name, sizeof(name));
+	struct nb_cgroup *cg = create_ok(name, 64 * MiB, 30, 16);
+	struct paths ps;
+	paths_of(cg, &ps);
+	print_message("mode %s: %s\n", nb_cgroup_mode(cg), nb_cgroup_describe(cg));
+	for (size_t i = 0; i < 3; i++)
+		assert_false(ps.v2[limit_res[i]]);
+	for (int i = 0; i < NB_CGROUP_N_RES; i++)
+		if (strncmp(ps.p[i], nullbox, strlen(nullbox)) == 0)
+			fail_msg("under the fallback parent: %s", ps.p[i]);
+	assert_int_equal(access(nullbox, F_OK) == 0, had);
+	assert_true(slurp(path, sub1, sizeof(sub1)));
+	assert_string_equal(sub0, sub1);
+	destroy_ok(cg, &ps);
+	unmake_dirs();
+}
+
+static void
+expect_env_error(const char *val, int want, const char *msg_part)
+{
+	assert_int_equal(setenv(NB_CGROUP_PARENT_ENV, val, 1), 0);
+	char name[64];
+	make_name(name, sizeof(name));
+	struct nb_cgroup_limits lim = { .memory_bytes = 64 * MiB,
+					.cpu_percent = 10,
+					.max_pids = 4 };
+	struct nb_cgroup *cg = (struct nb_cgroup *)1;
+	struct nb_err e = { 0 };
+	int r = nb_cgroup_create(name, &lim, &cg, &e);
+	restore_parent_env();
+	print_message("%s=%s: %s\n", NB_CGROUP_PARENT_ENV, val, e.msg);
+	if (r < 0)
+		assert_null(cg);
+	else
+		current = cg;
+	if (r != -want)
+		fail_msg("%s=%s: got %d (%s), want %d", NB_CGROUP_PARENT_ENV, val, r, e.msg, -want);
+	char head[1200];
+	snprintf(head, sizeof(head), "cgroup: %s=%s: ", NB_CGROUP_PARENT_ENV, val);
+	if (strncmp(e.msg, head, strlen(head)) != 0 || !strstr(e.msg, msg_part))
+		fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", e.msg, head, msg_part);
+}
+
+/* A bad NB_CGROUP_PARENT_ENV is refused, naming it, before anything is made. */
+static void
+test_parent_env_invalid(void **state)
+{
+	SKIP_IF_NEEDED(state);
+	struct v2info v;
+	if (!v2_info(&v)) {
+		expect_env_error("/sys/fs/cgroup", ENOENT, "no cgroup2 mount");
+		return;
+	}
+	char path[1200];
+	expect_env_error("relative/path", EINVAL, "not an absolute path");
+	expect_env_error("/nonexistent-nbtest", ENOENT, "No such file or directory");
+	expect_env_error("/tmp", EINVAL, "is not inside the cgroup2 mount");
+	snprintf(path, sizeof(path), "%s/..", v.mnt);
+	expect_env_error(path, EINVAL, "is not inside the cgroup2 mount");
+	snprintf(path, sizeof(path), "%s/cgroup.procs", v.mnt);
+	expect_env_error(path, ENOTDIR, "not a directory");
+	snprintf(path, sizeof(path), "%s/nbtest-%d-none/x", v.mnt, (int)getpid());
+	expect_env_error(path, ENOENT, "No such file or directory");
+
+	/* Empty means unset. */
+	assert_int_equal(setenv(NB_CGROUP_PARENT_ENV, "", 1), 0);
+	char name[64];
+	make_name(name, sizeof(name));
+	struct nb_cgroup *cg = create_ok(name, 64 * MiB, 10, 4);
+	restore_parent_env();
+	struct paths ps;
+	paths_of(cg, &ps);
+	destroy_ok(cg, &ps);
+}
+
+/*
+ * NB_CGROUP_PARENT_ENV names a cgroup made for it (as systemd delegates one to a service): ours
+ * is made under it for every limit v2 offers, never under the caller's cgroup; the parent stays.
+ * Then one that holds processes: the error says so and that the fallback was not tried.
+ */
+static void
+test_parent_env(void **state)
+{
+	SKIP_IF_NEEDED(state);
+	struct v2info v;
+	if (!v2_info(&v))
+		SKIP_BECAUSE("no cgroup2 mount showing the whole tree");
+	/* The parent's controllers come from the root's subtree_control: as systemd sets it. */
+	for (size_t i = 0; i < 3; i++) {
+		char plus[16];
+		snprintf(plus, sizeof(plus), "+%s", limit_ctrl[i]);
+		if (has_word(v.root_ctrls, limit_ctrl[i]))
+			write_ok(v.mnt, "cgroup.subtree_control", plus);
+	}
+	char parent[1200], val[1300], name[64];
+	snprintf(parent, sizeof(parent), "%s/nbtest-%d-parent", v.mnt, (int)getpid());
+	make_dir(parent, false, false, &v);
+	/* Not in canonical form: the library resolves it. */
+	snprintf(val, sizeof(val), "%s//nbtest-%d-parent/", v.mnt, (int)getpid());
+	assert_int_equal(setenv(NB_CGROUP_PARENT_ENV, val, 1), 0);
+	make_name(name, sizeof(name));
+	bool all = root_offers(&v) == 3;
+	expect_v2_parent = all ? parent : NULL;
+	struct nb_cgroup *cg = create_ok(name, 64 * MiB, 30, 16);
+	restore_parent_env();
+	expect_v2_parent = expect_v2_parent_env;
+	struct paths ps;
+	paths_of(cg, &ps);
+	print_message("mode %s: %s\n", nb_cgroup_mode(cg), nb_cgroup_describe(cg));
+	char want[4096];
+	snprintf(want, sizeof(want), "%s/%s", parent, name);
+	for (size_t i = 0; i < 3; i++) {
+		bool on_v2 = has_word(v.root_ctrls, limit_ctrl[i]);
+		assert_int_equal(ps.v2[limit_res[i]], on_v2);
+		if (on_v2)
+			assert_string_equal(ps.p[limit_res[i]], want);
+	}
+	char path[2400];
+	snprintf(path, sizeof(path), "%s/%s", v.self, name);
+	assert_int_equal(access(path, F_OK), -1);
+	if (ps.v2[NB_CGROUP_PIDS])
+		assert_file(ps.p[NB_CGROUP_PIDS], "pids.max", "16");
+	destroy_ok(cg, &ps);
+	assert_int_equal(access(parent, F_OK), 0);
+
+	if (!has_word(v.root_ctrls, "memory") || has_v1("memory")) {
+		print_message("memory is not on v2 only: a busy %s not exercised\n",
+			      NB_CGROUP_PARENT_ENV);
+		unmake_dirs();
+		return;
+	}
+	char busy[1200];
+	snprintf(busy, sizeof(busy), "%s/nbtest-%d-parent-busy", v.mnt, (int)getpid());
+	make_dir(busy, true, false, &v);
+	assert_int_equal(setenv(NB_CGROUP_PARENT_ENV, busy, 1), 0);
+	struct nb_cgroup_limits lim = { .memory_bytes = 64 * MiB,
+					.cpu_percent = 10,
+					.max_pids = 4 };
+	struct nb_err e = { 0 };
+	int r = nb_cgroup_create(name, &lim, &cg, &e);
+	restore_parent_env();
+	print_message("%s\n", e.msg);
+	if (r >= 0)
+		current = cg;
+	assert_int_equal(r, -EBUSY);
+	snprintf(want, sizeof(want),
+		 "cgroup: no memory controller: v2 in %s: %s/cgroup.subtree_control: write "
+		 "+memory: Device or resource busy (",
+		 NB_CGROUP_PARENT_ENV, busy);
+	if (strncmp(e.msg, want, strlen(want)) != 0)
+		fail_msg("message does not start with \"%s\"", want);
+	snprintf(want, sizeof(want), "not tried: %s is set", NB_CGROUP_PARENT_ENV);
+	assert_non_null(strstr(e.msg, want));
+	snprintf(path, sizeof(path), "%s/%s", busy, name);
+	assert_int_equal(access(path, F_OK), -1);
+	unmake_dirs();
+}
+
 /* ---- main ---- */
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	if (!current)
-		return 0;
-	struct nb_err e = { 0 };
-	int r = nb_cgroup_destroy(current, &e);
-	current = NULL;
-	if (r < 0)
-		fprintf(stderr, "teardown: %s\n", e.msg);
+	int r = 0;
+	if (current) {
+		struct nb_err e = { 0 };
+		r = nb_cgroup_destroy(current, &e);
+		current = NULL;
+		if (r < 0)
+			fprintf(stderr, "teardown: %s\n", e.msg);
+	}
+	restore_parent_env();
+	expect_v2_parent = expect_v2_parent_env;
+	unmake_dirs();
 	return r < 0 ? -1 : 0;
 }
 
@@ -826,6 +1420,9 @@ group_setup(void **state)
 int
 main(void)
 {
+	expect_v2_parent = expect_v2_parent_env = getenv("NBTEST_EXPECT_V2_PARENT");
+	if (getenv(NB_CGROUP_PARENT_ENV))
+		orig_parent_env = strdup(getenv(NB_CGROUP_PARENT_ENV));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_create_limits, teardown),
 		cmocka_unit_test_teardown(test_attach, teardown),
@@ -839,6 +1436,11 @@ main(void)
 		cmocka_unit_test_teardown(test_partial_failure_exists, teardown),
 		cmocka_unit_test_teardown(test_partial_failure_write, teardown),
 		cmocka_unit_test_teardown(test_attach_failure_then_destroy, teardown),
+		cmocka_unit_test_teardown(test_fallback_parent, teardown),
+		cmocka_unit_test_teardown(test_fallback_error_names_all, teardown),
+		cmocka_unit_test_teardown(test_fallback_not_taken_when_useless, teardown),
+		cmocka_unit_test_teardown(test_parent_env_invalid, teardown),
+		cmocka_unit_test_teardown(test_parent_env, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("cgroup", tests, group_setup, NULL);
 	if (failed == 0 && skip_reason) {
