@@ -652,7 +652,12 @@ try_nullbox(const struct sys *s, const struct v2_parent *first, struct v2_parent
 		parent_fail(fb, w.code, "%s", bare(&w));
 		return;
 	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0755) == 0) {
+		/* 0755 whatever the umask: tools that list sandboxes need not be root. */
+		if (chmod(dir, 0755) < 0)
+			log_debug("cgroup: %s: chmod 0755: %m", dir);
+		log_debug("cgroup: made %s", dir);
+	} else if (errno != EEXIST) {
 		parent_fail(fb, errno, "%s: mkdir: %s", dir, strerror(errno));
 		return;
 	}

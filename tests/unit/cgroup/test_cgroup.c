@@ -44,6 +44,13 @@ static const char *skip_reason;
 		}                                                                                  \
 	} while (0)
 
+/* Skips one test, saying why (cmocka lists it as skipped, never as passed). */
+#define SKIP_BECAUSE(why)                                                                          \
+	do {                                                                                       \
+		print_message("SKIP: %s\n", (why));                                                \
+		skip();                                                                            \
+	} while (0)
+
 /* ---- helpers ---- */
 
 static void
@@ -598,7 +605,13 @@ test_clone_into_cgroup(void **state)
 		pause();
 		_exit(0);
 	}
-	assert_true(pid > 0);
+	if (pid < 0 && errno == ENOSYS) {
+		destroy_ok(cg, &ps);
+		SKIP_BECAUSE("clone3: ENOSYS (kernel before 5.7, or valgrind, which does not "
+			     "implement it)");
+	}
+	if (pid < 0)
+		fail_msg("clone3(CLONE_INTO_CGROUP): %s", strerror(errno));
 	assert_true(procs_has(ps.p[0], (pid_t)pid));
 	destroy_ok(cg, &ps);
 	int st = wait_for((pid_t)pid, 2000);
@@ -1028,12 +1041,6 @@ no_fallback_here(struct v2info *v)
 	return NULL;
 }
 
-#define SKIP_BECAUSE(why)                                                                          \
-	do {                                                                                       \
-		print_message("SKIP: %s\n", (why));                                                \
-		skip();                                                                            \
-	} while (0)
-
 /*
  * The caller's cgroup holds processes and hands out nothing (a systemd session scope): the
  * cgroup goes to <v2 mount>/nullbox/<name>, serving every limit the v2 root offers, and works.
@@ -1091,6 +1098,12 @@ test_fallback_parent(void **state)
 	join_path(path, sizeof(path), nullbox, "cgroup.procs");
 	assert_true(slurp(path, procs, sizeof(procs)));
 	assert_string_equal(procs, "");
+	/*
+	 * The caller's cgroup is left as it was: no controller enabled, so no thread root (the
+	 * kernel would take cpu and pids there, and its children could then hold no process).
+	 */
+	assert_file(busy, "cgroup.subtree_control", "");
+	assert_file(busy, "cgroup.type", "domain");
 
 	/* A process attached shows up where the kernel says it is, and is killed by destroy. */
 	int go;
@@ -1166,7 +1179,7 @@ test_fallback_error_names_all(void **state)
 	print_message("%d: %s\n", r, e.msg);
 	assert_true(r < 0 && r != -1000);
 	char want[4096];
-	snprintf(want, sizeof(want), "cgroup: no memory controller: v2 in the caller's cgroup: %s/",
+	snprintf(want, sizeof(want), "cgroup: no memory controller: v2 in the caller's cgroup: %s",
 		 busy);
 	if (strncmp(e.msg, want, strlen(want)) != 0)
 		fail_msg("message does not start with \"%s\"", want);
@@ -1355,8 +1368,9 @@ test_parent_env(void **state)
 		current = cg;
 	assert_int_equal(r, -EBUSY);
 	snprintf(want, sizeof(want),
-		 "cgroup: no memory controller: v2 in %s: %s/cgroup.subtree_control: write "
-		 "+memory: Device or resource busy (",
+		 "cgroup: no memory controller: v2 in %s: %s holds processes, so v2 lets it "
+		 "hand no controller to its children, and memory is not in its "
+		 "cgroup.subtree_control; ",
 		 NB_CGROUP_PARENT_ENV, busy);
 	if (strncmp(e.msg, want, strlen(want)) != 0)
 		fail_msg("message does not start with \"%s\"", want);
