@@ -346,10 +346,11 @@ sandbox_child(const struct cage_config *c, struct cage_seccomp *filter, int sync
  * then through its parent-death signal, but nobody would remove the cgroup). This small process,
  * in its own session so terminal signals do not reach it, waits on a pipe: a byte means cage
  * cleaned up itself; end-of-file without one means cage died, and it removes the cgroup.
- * Returns the write end of the pipe, or -1 (then cage simply runs without this safety net).
+ * Returns the write end of the pipe and the guard's pid in *guard, or -1 (then cage runs without
+ * this safety net).
  */
 static int
-start_cgroup_guard(struct nb_cgroup *cg)
+start_cgroup_guard(struct nb_cgroup *cg, pid_t *guard)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -362,6 +363,7 @@ start_cgroup_guard(struct nb_cgroup *cg)
 	}
 	if (pid > 0) {
 		close(p[0]);
+		*guard = pid;
 		return p[1];
 	}
 	close(p[1]);
@@ -540,6 +542,7 @@ cage_run(const struct cage_config *c, struct cage_result *res, struct nb_err *e)
 	int sync[2] = { -1, -1 };
 	int sig_fd = -1;
 	int guard_fd = -1;
+	pid_t guard_pid = -1;
 	sigset_t mask, oldmask;
 	bool had_error = false;
 	int r;
@@ -557,7 +560,7 @@ cage_run(const struct cage_config *c, struct cage_result *res, struct nb_err *e)
 	if (r < 0)
 		goto out;
 	snprintf(res->cgroup_mode, sizeof(res->cgroup_mode), "%s", nb_cgroup_mode(cg));
-	guard_fd = start_cgroup_guard(cg);
+	guard_fd = start_cgroup_guard(cg, &guard_pid);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		r = nb_err_setp(e, errno, "socketpair");
@@ -644,6 +647,9 @@ out:
 		if (write(guard_fd, "d", 1) != 1)
 			log_debug("cgroup guard already gone");
 		close(guard_fd);
+		/* It exits at once; reaped here, nothing cage started outlives it. */
+		while (waitpid(guard_pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	}
 	if (sig_fd >= 0)
 		close(sig_fd);

@@ -563,6 +563,21 @@ do_socket_packet(int argc, char **argv)
 	return verdict_rc(fd);
 }
 
+/* socket(FAMILY, TYPE, PROTO) with numbers: e.g. AF_VSOCK 40 1 0, netlink uevents 16 3 15. */
+static int
+do_socket_any(int argc, char **argv)
+{
+	long fam, type, proto;
+
+	if (argc < 3 || !parse_long(argv[0], 0, 255, &fam) || !parse_long(argv[1], 0, 15, &type) ||
+	    !parse_long(argv[2], 0, 65535, &proto))
+		return usage_error("needs FAMILY TYPE PROTO (numbers)");
+	int fd = socket((int)fam, (int)type | SOCK_CLOEXEC, (int)proto);
+	if (fd >= 0)
+		close(fd);
+	return verdict_rc(fd);
+}
+
 static int
 do_socket_raw(int argc, char **argv)
 {
@@ -1266,6 +1281,7 @@ static const struct attempt attempts[] = {
 	{ "clone3", do_clone3, "" },
 	{ "socket-packet", do_socket_packet, "" },
 	{ "socket-raw", do_socket_raw, "" },
+	{ "socket", do_socket_any, "FAMILY TYPE PROTO" },
 	{ "socket-tcp", do_socket_tcp, "" },
 	{ "personality", do_personality, "" },
 	{ "tiocsti", do_tiocsti, "" },

@@ -134,6 +134,28 @@ t_escape_socket_packet() {
 	expect_attempt EPERM socket-packet
 }
 
+# AF_VSOCK has no network namespaces: on a VM host it reaches the hypervisor side past the
+# agent's netns and egress. The family allowlist refuses it. Unprotected (vsock kernel): ok.
+t_escape_socket_vsock() {
+	expect_attempt EPERM socket 40 1 0
+}
+
+# AF_ALG (38), the kernel crypto API: attack surface an agent has no use for. Unprotected: ok.
+t_escape_socket_alg() {
+	expect_attempt EPERM socket 38 5 0
+}
+
+# Netlink uevents (NETLINK_KOBJECT_UEVENT = 15) would show the host's device events to an agent
+# whose netns belongs to the host's user namespace. Only NETLINK_ROUTE (0) stays. Unprotected: ok.
+t_escape_netlink_uevent() {
+	expect_attempt EPERM socket 16 3 15
+}
+
+# The control for the two above: NETLINK_ROUTE (glibc's getaddrinfo uses it) still works.
+t_net_netlink_route() {
+	expect_attempt ok socket 16 3 0
+}
+
 # AF_INET SOCK_RAW. Unprotected root: ok.
 t_escape_socket_raw() {
 	expect_attempt EPERM socket-raw
