@@ -98,9 +98,29 @@ add_mount(struct cage_config *c, const char *src, const char *dst, enum cage_mou
 	return 0;
 }
 
+/* True if @path is @dir or lies beneath it (whole components). */
+static bool
+path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 /*
- * A bind source for a manifest path: it must exist, and is resolved on the host. The sandbox
- * path stays as declared, so the agent sees what its manifest says.
+ * Where the sandbox keeps its own mounts: a manifest path there would cover them (e.g. the
+ * host's /proc over the sandbox's hidepid one). /tmp itself is the sandbox's private /tmp;
+ * paths beneath it are fine.
+ */
+static const char *const reserved_trees[] = { "/proc", "/sys", "/dev", "/run/nullbox",
+					      CAGE_AGENT_DIR };
+
+/*
+ * A bind source for a manifest path. It must exist, and it must resolve to itself: a symlink
+ * anywhere on the path is refused, because whoever can write that directory (another agent,
+ * through its write path; a local user) could point it at the host's / between two runs.
+ * rootfs.c opens it again without following any symlink, so a swap after this check fails too.
  */
 static int
 add_manifest_mount(struct cage_config *c, const struct nb_manifest *m, const char *field,
@@ -109,6 +129,28 @@ add_manifest_mount(struct cage_config *c, const struct nb_manifest *m, const cha
 	char real[PATH_MAX];
 	if (!realpath(path, real))
 		return nb_err_setp(e, errno, "%s: %s: %s", m->path, field, path);
+	if (strcmp(real, path) != 0)
+		return nb_err_set(
+			e, ELOOP,
+			"%s: %s: %s: resolves through a symlink to %s; name the real path", m->path,
+			field, path, real);
+	for (size_t i = 0; i < NB_ARRAY_SIZE(reserved_trees); i++)
+		if (path_within(path, reserved_trees[i]))
+			return nb_err_set(
+				e, EINVAL,
+				"%s: %s: %s: %s belongs to the sandbox and cannot be bound",
+				m->path, field, path, reserved_trees[i]);
+	if (strcmp(path, "/tmp") == 0 || strcmp(path, "/") == 0)
+		return nb_err_set(e, EINVAL,
+				  "%s: %s: %s: cannot be bound (the sandbox has its own)", m->path,
+				  field, path);
+	/* An agent that may write where its manifest lives could grant itself more next time. */
+	if (kind == CAGE_MOUNT_RW && path_within(m->dir, real))
+		return nb_err_set(
+			e, EPERM,
+			"%s: %s: %s: contains the agent's own directory %s (the agent could "
+			"rewrite its manifest)",
+			m->path, field, path, m->dir);
 	return add_mount(c, real, path, kind, false, e);
 }
 
@@ -210,14 +252,17 @@ cage_config_from_manifest(const struct nb_manifest *m, char *const *cmd, struct 
 		if (r < 0)
 			goto fail;
 	}
-	r = add_manifest_mount(c, m, "agent directory", m->dir, CAGE_MOUNT_RO, e);
+	/* The agent's own directory (resolved by the manifest loader) is shown at /agent. */
+	if (strcmp(m->dir, "/") == 0) {
+		r = nb_err_set(e, EINVAL,
+			       "%s: the agent directory would be the whole file system: keep "
+			       "AGENT.toml in a directory of its own",
+			       m->path);
+		goto fail;
+	}
+	r = add_mount(c, m->dir, CAGE_AGENT_DIR, CAGE_MOUNT_RO, false, e);
 	if (r < 0)
 		goto fail;
-	/* add_manifest_mount() used m->dir as the sandbox path: the agent sees it at /agent. */
-	free(c->mounts[c->n_mounts - 1].dst);
-	c->mounts[c->n_mounts - 1].dst = strdup(CAGE_AGENT_DIR);
-	if (!c->mounts[c->n_mounts - 1].dst)
-		goto oom;
 	for (char **p = m->fs_read; *p; p++) {
 		r = add_manifest_mount(c, m, "capabilities.filesystem.read", *p, CAGE_MOUNT_RO, e);
 		if (r < 0)

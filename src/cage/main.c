@@ -131,6 +131,12 @@ cmd_run(int argc, char **argv)
 					o == 'u' ? "uid" : "gid", optarg);
 				return 2;
 			}
+			/* uid 0 without capabilities still owns root's files: never an agent's. */
+			if ((o == 'u' ? uid : gid) == 0) {
+				fprintf(stderr, "cage: --%s 0: an agent never runs as root\n",
+					o == 'u' ? "uid" : "gid");
+				return 2;
+			}
 			*(o == 'u' ? &have_uid : &have_gid) = true;
 			break;
 		case 's':

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,47 @@ bind_tree(const char *src, const char *dst, uint64_t attrs, bool recursive, stru
 			  sizeof(attr)) < 0)
 		return nb_err_setp(e, errno, "rootfs: bind %s: set attributes", src);
 	if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return nb_err_setp(e, errno, "rootfs: bind %s on %s", src, dst);
+	return 0;
+}
+
+/* openat2(2): glibc 2.36 has no wrapper. */
+static int
+open_resolved(int dirfd, const char *path, uint64_t resolve)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = resolve };
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/*
+ * Binds the host path @src (absolute, symlink-free: config.c checked it) onto @dst in the new
+ * root. Both ends are opened without trusting names a second time: the source beneath the host's
+ * root with no symlink followed at all, the target inside the new root (RESOLVE_IN_ROOT: a
+ * symlink there cannot point outside it). So a component swapped for a symlink after config.c's
+ * check (by an agent writing into a shared directory) makes the bind fail instead of redirecting
+ * it.
+ */
+static int
+bind_host_path(int oldroot_fd, int newroot_fd, const char *src, const char *dst, uint64_t attrs,
+	       struct nb_err *e)
+{
+	_cleanup_close_ int sfd =
+		open_resolved(oldroot_fd, src + 1, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+	if (sfd < 0)
+		return nb_err_setp(e, errno == ELOOP ? ELOOP : errno, "rootfs: %s%s", src,
+				   errno == ELOOP ? " (a symlink appeared on the path)" : "");
+	_cleanup_close_ int dfd =
+		open_resolved(newroot_fd, dst + 1, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+	if (dfd < 0)
+		return nb_err_setp(e, errno, "rootfs: mount point %s", dst);
+	_cleanup_close_ int tree = open_tree(
+		sfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+	if (tree < 0)
+		return nb_err_setp(e, errno, "rootfs: bind %s", src);
+	struct mount_attr attr = { .attr_set = attrs, .propagation = MS_PRIVATE };
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return nb_err_setp(e, errno, "rootfs: bind %s: set attributes", src);
+	if (move_mount(tree, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		return nb_err_setp(e, errno, "rootfs: bind %s on %s", src, dst);
 	return 0;
 }
@@ -308,7 +350,7 @@ cmp_depth(const void *a, const void *b)
 }
 
 static int
-bind_one(const struct cage_mount *m, struct nb_err *e)
+bind_one(int oldroot_fd, int newroot_fd, const struct cage_mount *m, struct nb_err *e)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	if (snprintf(src, sizeof(src), OLDROOT "%s", m->src) >= (int)sizeof(src) ||
@@ -337,11 +379,12 @@ bind_one(const struct cage_mount *m, struct nb_err *e)
 		return nb_err_setp(e, -r, "rootfs: mount point %s", m->dst);
 	uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 	/*
-	 * Write paths are noexec: what an agent writes, it cannot run as native code (W^X at the
-	 * file system level; Landlock refuses execute there too).
+	 * Write paths are noexec: a file the agent writes there cannot be executed (Landlock
+	 * refuses execute there too). This is not W^X for the process: native code can still be
+	 * made in memory; seccomp and Landlock bound what it can do.
 	 */
 	attrs |= m->kind == CAGE_MOUNT_RO ? MOUNT_ATTR_RDONLY : MOUNT_ATTR_NOEXEC;
-	return bind_tree(src, dst, attrs, true, e);
+	return bind_host_path(oldroot_fd, newroot_fd, m->src, m->dst, attrs, e);
 }
 
 static int
@@ -354,8 +397,12 @@ setup_binds(const struct cage_config *c, struct nb_err *e)
 		order[i] = &c->mounts[i];
 	/* Parents before children, so a write path inside a read path is not hidden by it. */
 	qsort(order, c->n_mounts, sizeof(*order), cmp_depth);
+	_cleanup_close_ int oldroot_fd = open(OLDROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int newroot_fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (oldroot_fd < 0 || newroot_fd < 0)
+		return nb_err_setp(e, errno, "rootfs: open %s", oldroot_fd < 0 ? OLDROOT : NEWROOT);
 	for (size_t i = 0; i < c->n_mounts; i++) {
-		int r = bind_one(order[i], e);
+		int r = bind_one(oldroot_fd, newroot_fd, order[i], e);
 		if (r < 0)
 			return r;
 	}

@@ -116,10 +116,10 @@ drop_privileges(const struct cage_config *c, struct nb_err *e)
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return nb_err_setp(e, errno, "capabilities: clear ambient");
-	if (geteuid() == 0 && getuid() == 0 && c->uid != 0) {
-		if (setgroups(0, NULL) < 0 && errno != EPERM)
-			return nb_err_setp(e, errno, "credentials: setgroups");
-	}
+	/* No supplementary group of cage's caller survives (in a user namespace setgroups is
+	 * denied, and the caller's groups are unmapped there anyway). */
+	if (setgroups(0, NULL) < 0 && errno != EPERM)
+		return nb_err_setp(e, errno, "credentials: setgroups");
 	if (setresgid(c->gid, c->gid, c->gid) < 0)
 		return nb_err_setp(e, errno, "credentials: setresgid %u", (unsigned)c->gid);
 	if (setresuid(c->uid, c->uid, c->uid) < 0)

@@ -133,6 +133,58 @@ t_exit_bad_manifest_unknown_key() {
 		fail "expected '$T/agent/AGENT.toml:$line: capabilities.root: REASON' on stderr"
 }
 
+# ---- paths cage refuses to bind ----
+
+# expect_refused WHY: cage exits 125 before anything runs, naming the manifest and WHY.
+expect_refused() {
+	probe exit 0
+	expect_rc 125 "a manifest path cage must refuse"
+	grep -qF "$T/agent/AGENT.toml: " "$ERR" || fail "expected the manifest named on stderr"
+	grep -qF -- "$1" "$ERR" || fail "expected '$1' on stderr"
+	[ ! -s "$OUT" ] || fail "nothing may run, but the agent printed something"
+}
+
+# A read path that is a symlink (here to the host's /): whoever can write its directory could
+# repoint it between runs. Unprotected: the host's / appears inside.
+t_refuse_symlink_path() {
+	ln -s / "$T/link-to-root"
+	sed -i "s|^read = .*|read = [\"$T/ro\", \"$T/link-to-root\"]|" "$T/agent/AGENT.toml"
+	expect_refused "resolves through a symlink to /"
+}
+
+# A symlink in the middle of the path counts too.
+t_refuse_symlink_component() {
+	mkdir "$T/real"
+	ln -s "$T/real" "$T/alias"
+	mkdir "$T/real/data"
+	sed -i "s|^read = .*|read = [\"$T/alias/data\"]|" "$T/agent/AGENT.toml"
+	expect_refused "resolves through a symlink to $T/real/data"
+}
+
+# The sandbox's own /proc (hidepid, masks) must not be covered by the host's.
+t_refuse_reserved_proc() {
+	sed -i 's|^read = .*|read = ["/proc"]|' "$T/agent/AGENT.toml"
+	expect_refused "/proc belongs to the sandbox"
+}
+
+t_refuse_reserved_dev() {
+	sed -i 's|^write = .*|write = ["/dev/shm"]|' "$T/agent/AGENT.toml"
+	expect_refused "/dev belongs to the sandbox"
+}
+
+# A write path that holds the agent's own directory would let it rewrite its manifest.
+t_refuse_write_own_manifest() {
+	sed -i "s|^write = .*|write = [\"$T\"]|" "$T/agent/AGENT.toml"
+	expect_refused "contains the agent's own directory"
+}
+
+# uid 0 without capabilities still owns root's files.
+t_refuse_uid_zero() {
+	run_cage --uid 0 -- /agent/probe exit 0
+	expect_rc 2 "--uid 0"
+	grep -qF "an agent never runs as root" "$ERR" || fail "expected the reason on stderr"
+}
+
 # ---- --json ----
 
 t_json_result() {
