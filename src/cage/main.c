@@ -8,6 +8,7 @@
  * found in the sandbox.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -35,6 +36,8 @@ usage(FILE *f)
 		"Options:\n"
 		"  -m, --manifest FILE         the agent's AGENT.toml (required)\n"
 		"      --json                  print the result as one JSON line on stdout at the end\n"
+		"      --json-fd N             write it to descriptor N instead (the agent shares\n"
+		"                              stdout and could print a look-alike line)\n"
 		"      --uid N, --gid N        the agent's ids (root only; default 65534)\n"
 		"      --seccomp-profile FILE  seccomp profile (default: the installed policy/cage.seccomp)\n"
 		"  -h, --help                  this help\n"
@@ -64,7 +67,7 @@ default_profile(void)
 }
 
 static void
-print_json(const char *agent, const struct cage_result *res, const struct nb_err *e)
+print_json(int fd, const char *agent, const struct cage_result *res, const struct nb_err *e)
 {
 	static const char *const status[] = { "exited", "signaled", "error" };
 	_cleanup_json_ json_t *o = json_pack(
@@ -81,8 +84,7 @@ print_json(const char *agent, const struct cage_result *res, const struct nb_err
 	char *s = json_dumps(o, JSON_COMPACT);
 	if (s) {
 		fflush(stdout);
-		printf("%s\n", s);
-		fflush(stdout);
+		dprintf(fd, "%s\n", s);
 		free(s);
 	}
 }
@@ -105,6 +107,7 @@ cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "manifest", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "json-fd", required_argument, NULL, 'J' },
 		{ "uid", required_argument, NULL, 'u' },
 		{ "gid", required_argument, NULL, 'g' },
 		{ "seccomp-profile", required_argument, NULL, 's' },
@@ -113,6 +116,7 @@ cmd_run(int argc, char **argv)
 	};
 	const char *manifest = NULL, *profile = NULL;
 	bool json = false, have_uid = false, have_gid = false;
+	int json_fd = STDOUT_FILENO;
 	unsigned uid = CAGE_DEFAULT_UID, gid = CAGE_DEFAULT_GID;
 	int o;
 	optind = 1;
@@ -123,7 +127,23 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			json_fd = STDOUT_FILENO;
 			break;
+		case 'J': {
+			unsigned v;
+			if (parse_id(optarg, &v) < 0 || v < 3 || v > 65535 ||
+			    fcntl((int)v, F_GETFD) < 0) {
+				fprintf(stderr,
+					"cage: --json-fd: not an open descriptor above 2: %s\n",
+					optarg);
+				return 2;
+			}
+			json = true;
+			json_fd = (int)v;
+			/* Only cage writes there: it must not leak into the sandbox. */
+			fcntl(json_fd, F_SETFD, FD_CLOEXEC);
+			break;
+		}
 		case 'u':
 		case 'g':
 			if (parse_id(optarg, o == 'u' ? &uid : &gid) < 0) {
@@ -186,7 +206,7 @@ cmd_run(int argc, char **argv)
 	if (r < 0 || e.code)
 		fprintf(stderr, "cage: %s\n", e.msg);
 	if (json)
-		print_json(m.name[0] ? m.name : NULL, &res, &e);
+		print_json(json_fd, m.name[0] ? m.name : NULL, &res, &e);
 	cage_config_free(&c);
 	nb_manifest_free(&m);
 	return res.exit_code;

@@ -187,6 +187,25 @@ t_refuse_uid_zero() {
 
 # ---- --json ----
 
+# --json-fd: the result goes where only cage writes; a look-alike line the agent prints on stdout
+# changes nothing.
+t_json_fd() {
+	local res=$T/result.json
+	RC=0
+	"$NULLBOX_CAGE" run --json-fd 3 --manifest "$T/agent/AGENT.toml" -- /agent/probe exit 7 \
+		3>"$res" >"$OUT" 2>"$ERR" || RC=$?
+	expect_rc 7
+	python3 - "$res" <<'PY' || fail "the result on fd 3 is not the agent's real outcome: $(cat "$res")"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1, lines
+r = json.loads(lines[0])
+assert r["status"] == "exited" and r["exit_code"] == 7, r
+PY
+	grep -q '"status"' "$OUT" && fail "the result was printed on stdout too"
+	return 0
+}
+
 t_json_result() {
 	local f
 	run_cage --json -- /agent/probe exit 3
