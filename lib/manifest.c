@@ -538,8 +538,25 @@ load_agent(struct ctx *c, const struct nb_toml_entry *te)
 			if (r < 0)
 				return r;
 			has_entry = true;
+		} else if (strcmp(en->key, "restart") == 0) {
+			r = want(c, v, NB_TOML_STRING, f);
+			if (r < 0)
+				return r;
+			if (strcmp(v->string, "always") == 0) {
+				m->restart = NB_RESTART_ALWAYS;
+			} else if (strcmp(v->string, "on-failure") == 0) {
+				m->restart = NB_RESTART_ON_FAILURE;
+			} else if (strcmp(v->string, "never") == 0) {
+				m->restart = NB_RESTART_NEVER;
+			} else {
+				char got[96];
+				nb_toml_format_string(got, sizeof(got), v->string, 32);
+				return bad(c, v->line, f,
+					   "must be \"always\", \"on-failure\" or \"never\" (got %s)",
+					   got);
+			}
 		} else {
-			return unknown(c, en, f, "name, version, runtime, entry");
+			return unknown(c, en, f, "name, version, runtime, entry, restart");
 		}
 	}
 	if (!has_name)

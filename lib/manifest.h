@@ -15,6 +15,9 @@
 
 enum nb_runtime { NB_RUNTIME_BINARY = 0, NB_RUNTIME_PYTHON = 1 };
 
+/* [agent] restart: what nulld does when the agent ends (cage run ignores it). */
+enum nb_restart { NB_RESTART_ON_FAILURE = 0, NB_RESTART_ALWAYS, NB_RESTART_NEVER };
+
 enum nb_risk { NB_RISK_LOW = 0, NB_RISK_MEDIUM, NB_RISK_HIGH, NB_RISK_CRITICAL };
 
 #define NB_AGENT_NAME_MAX 64
@@ -48,6 +51,7 @@ struct nb_manifest {
 	char *version;			  /* required, non-empty */
 	enum nb_runtime runtime;	  /* required: "binary" | "python" */
 	char *entry; /* required, non-empty; relative to the agent dir or absolute */
+	enum nb_restart restart;          /* default on-failure */
 
 	/* [capabilities] */
 	bool shell;		  /* default false */

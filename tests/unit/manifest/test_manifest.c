@@ -106,6 +106,7 @@ test_full(void **state)
 	assert_string_equal(m.version, "1.2.3-rc.1");
 	assert_int_equal(m.runtime, NB_RUNTIME_PYTHON);
 	assert_string_equal(m.entry, "src/main.py");
+	assert_int_equal(m.restart, NB_RESTART_ALWAYS);
 
 	assert_true(m.shell);
 	assert_string_equal(m.credential_refs[0], "OPENAI_API_KEY");
@@ -162,6 +163,7 @@ test_defaults(void **state)
 	assert_string_equal(m.version, "0");
 	assert_int_equal(m.runtime, NB_RUNTIME_BINARY);
 	assert_string_equal(m.entry, "/usr/bin/true");
+	assert_int_equal(m.restart, NB_RESTART_ON_FAILURE);
 	assert_false(m.shell);
 	assert_non_null(m.credential_refs);
 	assert_null(m.credential_refs[0]);
@@ -485,7 +487,7 @@ test_misc_refusals(void **state)
 		       "t.toml:7: capabilities.filesystem.read[0]: must not contain '..'");
 	expect_refused(AGENT "[agent.extra]\nx = 1\n",
 		       "t.toml:6: agent.extra: unknown table (expected one of: name, version, "
-		       "runtime, entry)");
+		       "runtime, entry, restart)");
 	expect_refused("[agent]\nname = \"n\"\nversion = \"1\"\nruntime = \"binary\"\nentry = "
 		       "\"a\\u0085b\"\n",
 		       "t.toml:5: agent.entry: must not contain control characters");
