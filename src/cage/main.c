@@ -38,6 +38,7 @@ usage(FILE *f)
 		"      --json                  print the result as one JSON line on stdout at the end\n"
 		"      --json-fd N             write it to descriptor N instead (the agent shares\n"
 		"                              stdout and could print a look-alike line)\n"
+		"      --name NAME             the agent's name (default: the manifest's [agent] name)\n"
 		"      --uid N, --gid N        the agent's ids (root only; default 65534)\n"
 		"      --seccomp-profile FILE  seccomp profile (default: the installed policy/cage.seccomp)\n"
 		"  -h, --help                  this help\n"
@@ -89,6 +90,20 @@ print_json(int fd, const char *agent, const struct cage_result *res, const struc
 	}
 }
 
+/* The manifest's rule for [agent] name: it becomes a hostname and part of a cgroup name. */
+static bool
+valid_agent_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > NB_AGENT_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
 static int
 parse_id(const char *s, unsigned *out)
 {
@@ -108,13 +123,14 @@ cmd_run(int argc, char **argv)
 		{ "manifest", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-fd", required_argument, NULL, 'J' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "uid", required_argument, NULL, 'u' },
 		{ "gid", required_argument, NULL, 'g' },
 		{ "seccomp-profile", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *manifest = NULL, *profile = NULL;
+	const char *manifest = NULL, *profile = NULL, *name = NULL;
 	bool json = false, have_uid = false, have_gid = false;
 	int json_fd = STDOUT_FILENO;
 	unsigned uid = CAGE_DEFAULT_UID, gid = CAGE_DEFAULT_GID;
@@ -162,6 +178,16 @@ cmd_run(int argc, char **argv)
 		case 's':
 			profile = optarg;
 			break;
+		case 'n':
+			if (!valid_agent_name(optarg)) {
+				fprintf(stderr,
+					"cage: --name: 1-64 characters of A-Z a-z 0-9 _ - (got "
+					"\"%.64s\")\n",
+					optarg);
+				return 2;
+			}
+			name = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -186,6 +212,8 @@ cmd_run(int argc, char **argv)
 	struct nb_manifest m = { 0 };
 	struct cage_config c = { 0 };
 	int r = nb_manifest_load(manifest, &m, &e);
+	if (r == 0 && name)
+		snprintf(m.name, sizeof(m.name), "%s", name);
 	if (r == 0)
 		r = cage_config_from_manifest(&m, argv + optind, &c, &e);
 	if (r == 0) {
