@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "log.h"
-#include "supervise.h"
+#include "parts.h"
+
+void nulld_agents_hooks(struct nulld *d);
 
 static int
 add_service(struct nulld *d, const struct nulld_config *c, const size_t *order, size_t k,
@@ -70,12 +73,31 @@ nulld_supervise(const struct nulld_config *c, const struct nulld_options *o, str
 	for (size_t k = 0; r == 0 && k < c->n_services; k++)
 		r = add_service(&d, c, order, k, e);
 	d.n_services = d.n_units;
+	/* The audit log first: every later decision is recorded, agents restored included. */
+	if (r == 0)
+		r = nulld_audit_open(&d, e);
 	if (r == 0) {
-		log_info("supervising %zu service(s); state in %s", d.n_services, o->state_dir);
+		nulld_agents_hooks(&d);
+		r = nulld_agents_init(&d, e);
+	}
+	if (r == 0)
+		r = nulld_control_open(&d, e);
+	if (r == 0) {
+		log_info("supervising %zu service(s) and %zu agent(s); state in %s", d.n_services,
+			 d.n_units - d.n_services, o->state_dir);
+		nulld_audit(&d, "nulld", "nulld.start", "nulld", NB_AUDIT_ALLOWED, NULL,
+			    "pid %d, %zu service(s), %zu agent(s)", (int)getpid(), d.n_services,
+			    d.n_units - d.n_services);
 		r = nulld_loop_run(&d);
 		if (r < 0)
 			nb_err_setp(e, -r, "epoll_wait");
+		else
+			nulld_audit(&d, "nulld", "nulld.stop", "nulld", NB_AUDIT_ALLOWED, NULL,
+				    "every unit stopped");
 	}
+	nulld_control_close(&d);
+	nulld_agents_free(&d);
+	nulld_audit_close(&d);
 	for (size_t i = 0; i < d.n_units; i++)
 		nulld_unit_free(&d, d.units[i]);
 	free(d.units);

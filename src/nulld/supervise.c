@@ -157,10 +157,15 @@ on_log(struct nulld *d, struct nulld_unit *u)
 		return;
 	}
 	log_open(u);
-	if (u->log_file < 0)
+	if (u->log_file < 0) {
+		if (d->hooks.log_data)
+			d->hooks.log_data(d, u, buf, (size_t)n);
 		return;
+	}
 	if (write(u->log_file, buf, (size_t)n) == n)
 		u->log_size += (size_t)n;
+	if (d->hooks.log_data)
+		d->hooks.log_data(d, u, buf, (size_t)n);
 	if (u->log_size > LOG_MAX_BYTES)
 		log_rotate(u);
 }
@@ -168,7 +173,7 @@ on_log(struct nulld *d, struct nulld_unit *u)
 /* ---- start ---- */
 
 static _Noreturn void
-exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w)
+exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool notify)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -202,7 +207,7 @@ exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w)
 			 state,
 			 sock,
 			 name,
-			 ready_w >= 0 ? "NULLBOX_READY_FD=3" : NULL,
+			 notify ? "NULLBOX_READY_FD=3" : NULL,
 			 NULL };
 	execve(u->argv[0], u->argv, envp);
 	dprintf(STDERR_FILENO, "nulld: exec %s: %m\n", u->argv[0]);
@@ -214,13 +219,15 @@ nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 {
 	int ready[2] = { -1, -1 }, logp[2] = { -1, -1 };
 	bool notify = u->readiness == NULLD_READY_NOTIFY;
-	if ((notify && pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) ||
+	/* fd 3 is the readiness pipe, or for a unit with a result (cage), the result pipe. */
+	bool fd3 = notify || u->result_pipe;
+	if ((fd3 && pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) ||
 	    pipe2(logp, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_perr("%s: pipe", u->name);
 		goto fail;
 	}
 	/* The child's ends block: a service writes its readiness line with a plain write. */
-	if (notify)
+	if (fd3)
 		fcntl(ready[1], F_SETFL, 0);
 	fcntl(logp[1], F_SETFL, 0);
 	pid_t pid = fork();
@@ -229,13 +236,20 @@ nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 		goto fail;
 	}
 	if (pid == 0)
-		exec_child(d, u, ready[1], logp[1]);
-	if (notify)
+		exec_child(d, u, ready[1], logp[1], notify);
+	if (fd3)
 		close(ready[1]);
 	close(logp[1]);
 	u->pid = pid;
 	u->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	u->ready_fd = ready[0];
+	u->result[0] = '\0';
+	if (notify) {
+		u->ready_fd = ready[0];
+	} else if (u->result_pipe) {
+		if (u->result_fd >= 0)
+			close(u->result_fd);
+		u->result_fd = ready[0];
+	}
 	u->log_fd = logp[0];
 	u->started_ms = nulld_now_ms();
 	u->ready_line_len = 0;
@@ -352,6 +366,13 @@ on_exit_status(struct nulld *d, struct nulld_unit *u, int st)
 		on_log(d, u);
 	unwatch_close(d, &u->pidfd);
 	unwatch_close(d, &u->ready_fd);
+	if (u->result_fd >= 0) {
+		/* The unit wrote its result just before it exited: it is in the pipe now. */
+		ssize_t n = read(u->result_fd, u->result, sizeof(u->result) - 1);
+		u->result[n > 0 ? n : 0] = '\0';
+		close(u->result_fd);
+		u->result_fd = -1;
+	}
 	disarm_timer(u);
 	u->pid = 0;
 	u->last_status = st;
@@ -361,8 +382,16 @@ on_exit_status(struct nulld *d, struct nulld_unit *u, int st)
 	if (d->hooks.exited)
 		d->hooks.exited(d, u, st, failed);
 
+	if (u->restart_now && !d->shutting_down && !u->want_down) {
+		/* Asked for: a restart at once, whatever the policy, with a clean slate. */
+		u->restart_now = false;
+		u->failures = 0;
+		nulld_unit_set_state(d, u, UNIT_WAITING);
+		nulld_start_ready_units(d);
+		return;
+	}
 	if (u->state == UNIT_STOPPING || d->shutting_down || u->want_down) {
-		nulld_unit_set_state(d, u, u->removed ? UNIT_DOWN : UNIT_DOWN);
+		nulld_unit_set_state(d, u, UNIT_DOWN);
 		return;
 	}
 	if (u->restart == NULLD_RESTART_NEVER ||
@@ -471,6 +500,21 @@ nulld_unit_stop(struct nulld *d, struct nulld_unit *u)
 	}
 }
 
+void
+nulld_unit_restart(struct nulld *d, struct nulld_unit *u)
+{
+	u->want_down = false;
+	if (unit_running(u)) {
+		u->restart_now = true;
+		nulld_unit_stop(d, u);
+		return;
+	}
+	disarm_timer(u);
+	u->failures = 0;
+	nulld_unit_set_state(d, u, UNIT_WAITING);
+	nulld_start_ready_units(d);
+}
+
 /* True if some running unit depends on @i (directly). */
 static bool
 has_running_dependent(struct nulld *d, size_t i)
@@ -543,7 +587,7 @@ int
 nulld_unit_init(struct nulld_unit *u)
 {
 	u->pid = 0;
-	u->pidfd = u->ready_fd = u->log_fd = u->log_file = -1;
+	u->pidfd = u->ready_fd = u->log_fd = u->log_file = u->result_fd = -1;
 	u->state = UNIT_WAITING;
 	u->w_pid = (struct nulld_watch){ NULLD_W_PIDFD, u, NULL };
 	u->w_ready = (struct nulld_watch){ NULLD_W_READY, u, NULL };
@@ -564,6 +608,8 @@ nulld_unit_free(struct nulld *d, struct nulld_unit *u)
 	unwatch_close(d, &u->timer_fd);
 	if (u->log_file >= 0)
 		close(u->log_file);
+	if (u->result_fd >= 0)
+		close(u->result_fd);
 	free(u->name);
 	nb_strv_free(u->argv);
 	free(u->deps);

@@ -51,6 +51,10 @@ struct nulld_unit {
 	bool agent;   /* an agent (cage run ...), not a service */
 	bool removed; /* an agent being removed: never started again */
 	bool want_down;
+	bool restart_now; /* an operator (or a failed health check) asked for a restart */
+	bool result_pipe; /* give the unit a pipe on fd 3 for its result (cage --json-fd 3) */
+	int result_fd;	  /* our end of it, read when the unit exits */
+	char result[2048];
 	char *log_path;
 	void *data; /* the agent manager's per-agent state */
 
@@ -74,6 +78,7 @@ struct nulld_hooks {
 	bool (*may_start)(struct nulld *d, struct nulld_unit *u);
 	void (*reaped)(struct nulld *d, pid_t pid, int status);
 	void (*after_events)(struct nulld *d);
+	void (*log_data)(struct nulld *d, struct nulld_unit *u, const char *buf, size_t n);
 };
 
 struct nulld {
@@ -111,6 +116,8 @@ void nulld_unit_free(struct nulld *d, struct nulld_unit *u);
 int nulld_unit_start(struct nulld *d, struct nulld_unit *u);
 /* SIGTERM now, SIGKILL after 5 s; a unit that does not run goes DOWN at once. */
 void nulld_unit_stop(struct nulld *d, struct nulld_unit *u);
+/* Stops @u if it runs and starts it again at once (failures reset), whatever its policy. */
+void nulld_unit_restart(struct nulld *d, struct nulld_unit *u);
 /* Signals the unit's process through its pidfd. 0 or -errno (-ESRCH: not running). */
 int nulld_unit_kill(struct nulld_unit *u, int sig);
 void nulld_unit_set_state(struct nulld *d, struct nulld_unit *u, enum unit_state s);
