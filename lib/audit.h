@@ -92,6 +92,8 @@ enum nb_audit_sync {
 struct nb_audit_opts {
 	enum nb_audit_sync sync;
 	unsigned batch_ms; /* SYNC_BATCH only: 1..1000; 0 = 100 */
+	/* Walk the whole chain (nb_audit_verify()) before accepting the log, not only its tail. */
+	bool full_verify;
 };
 
 struct nb_audit; /* opaque: one open writer */
@@ -105,8 +107,10 @@ struct nb_audit; /* opaque: one open writer */
  * hash recomputes, and audit.head must carry a valid MAC under @key naming that record's seq and
  * hash; anything else (a partial last line, records after the signed head, a truncated log, a
  * forged head, a wrong key) is refused with -EBADMSG and a message that says what is wrong and to
- * run verify; the files are never truncated or rewritten. Only the tail is checked here, so the
- * open is fast on a large log; nb_audit_verify() walks the whole chain.
+ * run verify; the files are never truncated or rewritten. Only the tail is checked, so the open
+ * is fast on a large log, unless opts->full_verify asks for the whole chain to be walked too
+ * (a record edited in the middle does not stop appends otherwise: appending cannot hide it, and
+ * nb_audit_verify() still reports it).
  *
  * Returns 0 and *@out, or a negative errno with @e set: -EWOULDBLOCK when another writer holds
  * the log ("... is locked by another writer (pid N?)"), -EBADMSG as above, -EPERM/-ENOENT/... for

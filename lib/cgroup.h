@@ -5,9 +5,10 @@
  * Each resource is served by cgroup v2 when its controller is enabled (or can be enabled) in the
  * caller's v2 cgroup, and otherwise by the v1 hierarchy that has it, so a machine may end up with
  * "v2", "v1" or "mixed". Mounts are found in /proc/self/mountinfo and the caller's position in each
- * hierarchy in /proc/self/cgroup; nothing is hard-coded. On v2 the freezer (cgroup.freeze), the
- * kill switch (cgroup.kill) and CPU accounting (cpu.stat) need no controller; they are taken from
- * v2 when a v2 cgroup is in use anyway, else from the v1 freezer and cpuacct hierarchies.
+ * hierarchy in /proc/self/cgroup (for nb_cgroup_open(), another process's in /proc/PID/cgroup);
+ * nothing is hard-coded. On v2 the freezer (cgroup.freeze), the kill switch (cgroup.kill) and CPU
+ * accounting (cpu.stat) need no controller; they are taken from v2 when a v2 cgroup is in use
+ * anyway, else from the v1 freezer and cpuacct hierarchies.
  *
  * The v2 fallback parent. On a stock systemd machine with only v2, a root shell sits in
  * /user.slice/user-0.slice/session-N.scope. That cgroup holds processes, so v2 ("no internal
@@ -98,6 +99,42 @@ int nb_cgroup_create(const char *name, const struct nb_cgroup_limits *lim, struc
 		     struct nb_err *e);
 
 /*
+ * Finds the cgroup @name that nb_cgroup_create(@name, ...) made when called by process @creator
+ * (0: the caller; else a pid, typically the caller's child, e.g. nulld opening the cgroup of the
+ * cage it started; a process in the same cgroups as the caller gives the same answer as 0). It
+ * looks where create would have made it, in the same order: on v2, under NB_CGROUP_PARENT_ENV
+ * when set (the caller's environment), else under the creator's v2 cgroup, then under the
+ * fallback parent (only in the initial cgroup namespace with the whole tree mounted, as for
+ * create; the caller need not be root); the first <parent>/@name that exists is the v2 cgroup.
+ * Create records nowhere which hierarchy serves what, so it is read back from the directories:
+ *   memory, cpu, pids  v2 when the v2 cgroup was found and its cgroup.controllers lists the
+ *                      controller (a controller is never on v1 and v2 at once); else v1, the
+ *                      directory below the creator's cgroup in that hierarchy
+ *   freezer, cpuacct   v2 when any of the three is on v2; else v1 when that hierarchy is
+ *                      mounted; else v2
+ * Every directory must exist. Nothing is changed: no mkdir, no controller enabled. The creator
+ * must still be running (an exited process's /proc/PID/cgroup shows the root in v1 hierarchies,
+ * so a zombie is refused with -ESRCH), and @creator must still name it: the pid of a process that
+ * is not the caller's child can be reused once it exits.
+ * Returns 0 and *@out, or a negative errno with @e set and *@out NULL: -ENOENT when there is no
+ * such cgroup, naming where it looked, e.g. "cgroup: no cgroup "x" made by pid 42: no
+ * /sys/fs/cgroup/memory/a/x (v1 memory); v2: not in /sys/fs/cgroup/unified/a/x"; -EINVAL for a
+ * bad @name (as for create) or a negative @creator; -ESRCH when @creator is not running; -EXDEV
+ * when its cgroup is outside the caller's cgroup namespace.
+ * Every function takes the handle: stats, freeze, path, describe, mode, attach, v2_fd. Free it
+ * with nb_cgroup_close(), which leaves the cgroup as it is, or nb_cgroup_destroy(), which kills
+ * what is in it and removes it as for a handle from create.
+ */
+int nb_cgroup_open(const char *name, pid_t creator, struct nb_cgroup **out, struct nb_err *e);
+
+/*
+ * Frees @cg without touching the cgroup: nothing is killed or removed. For a handle from
+ * nb_cgroup_open(), or from nb_cgroup_create() when someone else (who opens it) is to destroy
+ * it. @cg may be NULL.
+ */
+void nb_cgroup_close(struct nb_cgroup *cg);
+
+/*
  * Moves process @pid (the whole thread group) into the cgroup in every hierarchy used. Call it
  * before @pid runs anything untrusted, and before @pid enters a new cgroup namespace (that
  * namespace's root is the cgroup it is in when it is created). Returns 0, or a negative errno
@@ -132,11 +169,13 @@ int nb_cgroup_freeze(struct nb_cgroup *cg, bool frozen, struct nb_err *e);
 
 /*
  * Kills every process left (v2 cgroup.kill when present, and in any case SIGKILL to each pid
- * listed in cgroup.procs, frozen while listed so nothing forks away, repeated until empty) and
- * removes every directory, retrying rmdir on EBUSY for up to ~2 s (never a parent: the fallback
- * parent and NB_CGROUP_PARENT_ENV stay). Zombies do not block removal;
- * reaping the caller's own children stays the caller's job. Always tries everything, frees @cg,
- * and returns 0 or the first error (negative errno, @e set). @cg may be NULL.
+ * listed in cgroup.procs, frozen while listed so nothing forks away, repeated until empty; when
+ * every cgroup.procs is empty already there is nothing to freeze, and the freezer is not
+ * touched) and removes every directory, retrying rmdir on EBUSY for up to ~2 s (never a parent:
+ * the fallback parent and NB_CGROUP_PARENT_ENV stay). Zombies do not block removal; reaping the
+ * caller's own children stays the caller's job. On a handle from nb_cgroup_open() it does the
+ * same. Always tries everything, frees @cg, and returns 0 or the first error (negative errno,
+ * @e set). @cg may be NULL.
  */
 int nb_cgroup_destroy(struct nb_cgroup *cg, struct nb_err *e);
 

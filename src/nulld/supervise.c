@@ -173,11 +173,20 @@ on_log(struct nulld *d, struct nulld_unit *u)
 /* ---- start ---- */
 
 static _Noreturn void
-exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool notify)
+exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool notify,
+	   pid_t parent)
 {
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/*
+	 * A unit does not outlive nulld: a restarted nulld would otherwise start a second copy next
+	 * to an orphan. SIGKILL, because cage's sandbox and cgroup guard clean up after it anyway.
+	 * (As PID 1 nulld never dies.)
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(127); /* nulld died before the line above */
 	setsid();
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null >= 0)
@@ -230,13 +239,14 @@ nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 	if (fd3)
 		fcntl(ready[1], F_SETFL, 0);
 	fcntl(logp[1], F_SETFL, 0);
+	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_perr("%s: fork", u->name);
 		goto fail;
 	}
 	if (pid == 0)
-		exec_child(d, u, ready[1], logp[1], notify);
+		exec_child(d, u, ready[1], logp[1], notify, self);
 	if (fd3)
 		close(ready[1]);
 	close(logp[1]);
