@@ -301,9 +301,8 @@ enum field {
 	F_VERDICT,
 	F_N,
 };
-static const char *const field_names[F_N] = { "action", "actor",  "detail", "hash",
-					      "object", "prev",	  "reason", "seq",
-					      "time",	"verdict" };
+static const char *const field_names[F_N] = { "action", "actor",  "detail", "hash", "object",
+					      "prev",	"reason", "seq",    "time", "verdict" };
 
 /* A parsed record. The strings point into @j. */
 struct rec {
@@ -405,9 +404,11 @@ rec_fields(struct rec *r, struct nb_err *e)
 	    (rc = get_text(r->j, F_REASON, &r->reason, e)) < 0)
 		return rc;
 	v = json_object_get(r->j, "verdict");
-	if (!json_is_string(v) || nb_audit_verdict_parse(json_string_value(v), &r->verdict, NULL) < 0)
-		return nb_err_set(e, EBADMSG,
-				  "field \"verdict\": expected \"allowed\", \"denied\" or \"deferred\"");
+	if (!json_is_string(v) ||
+	    nb_audit_verdict_parse(json_string_value(v), &r->verdict, NULL) < 0)
+		return nb_err_set(
+			e, EBADMSG,
+			"field \"verdict\": expected \"allowed\", \"denied\" or \"deferred\"");
 	r->detail = json_object_get(r->j, "detail");
 	if (r->detail) {
 		const char *p = json_is_object(r->detail) ? detail_problem(r->detail, 1)
@@ -434,7 +435,8 @@ rec_canonical_hash(struct rec *r, const char *line, size_t len, struct nb_err *e
 	/* One spelling per record, so the stored bytes are exactly what was hashed and signed. */
 	if (nb_json_canonical(r->j, &full, &full_len, &ce) < 0 || full_len != len ||
 	    memcmp(full, line, len) != 0)
-		return nb_err_set(e, EBADMSG, "not in canonical form (re-serialised or hand-edited?)");
+		return nb_err_set(e, EBADMSG,
+				  "not in canonical form (re-serialised or hand-edited?)");
 	json_object_del(r->j, "hash");
 	_cleanup_free_ char *body = NULL;
 	size_t body_len = 0;
@@ -496,8 +498,10 @@ chain_check_rec(struct nb_audit_chain *c, const char *line, size_t len, struct r
 	if (rc < 0)
 		return nb_err_prefix(e, "record %" PRIu64, n);
 	if (r->seq != n) {
-		rc = nb_err_set(e, EBADMSG, "record %" PRIu64 ": seq %" PRIu64 ", expected %" PRIu64
-				" (deleted or reordered?)", n, r->seq, n);
+		rc = nb_err_set(e, EBADMSG,
+				"record %" PRIu64 ": seq %" PRIu64 ", expected %" PRIu64
+				" (deleted or reordered?)",
+				n, r->seq, n);
 	} else if (memcmp(r->prev, c->hash, NB_SHA256_LEN) != 0) {
 		if (n == 1)
 			rc = nb_err_set(e, EBADMSG,
@@ -595,7 +599,8 @@ head_read(int dirfd, struct head *h, struct nb_err *e)
 			break;
 		n += (size_t)k;
 		if (n == sizeof(buf))
-			return nb_err_set(e, EBADMSG, "head: longer than %d bytes (head file forged?)",
+			return nb_err_set(e, EBADMSG,
+					  "head: longer than %d bytes (head file forged?)",
 					  HEAD_MAX);
 	}
 	if (n == 0 || buf[n - 1] != '\n')
@@ -644,8 +649,9 @@ head_write(int dirfd, const uint8_t key[NB_AUDIT_KEY_LEN], uint64_t seq,
 	nb_hex(mac, NB_SHA256_LEN, machex);
 	/* The canonical form written directly: keys in byte order, no spaces. */
 	char text[HEAD_MAX];
-	int n = snprintf(text, sizeof(text), "{\"hash\":\"%s\",\"mac\":\"%s\",\"seq\":%" PRIu64 "}\n",
-			 hex, machex, seq);
+	int n = snprintf(text, sizeof(text),
+			 "{\"hash\":\"%s\",\"mac\":\"%s\",\"seq\":%" PRIu64 "}\n", hex, machex,
+			 seq);
 	/*
 	 * Only the writer (holding the log's lock) gets here, so a fixed temp name is safe. A stale
 	 * one is removed and the new one created O_EXCL|O_NOFOLLOW, so a planted symlink cannot
@@ -681,7 +687,8 @@ key_check_fd(int fd, const char *path, struct nb_err *e)
 		return nb_err_setp(e, errno, "audit key %s: fstat", path);
 	if (!S_ISREG(st.st_mode))
 		return nb_err_set(e, EPERM, "audit key %s: not a regular file", path);
-	/* Whoever else can read the key can sign a forged head; whoever can write it, replace it. */
+	/* Whoever else can read the key can sign a forged head; whoever can write it, replace it.
+	 */
 	if (st.st_uid != geteuid())
 		return nb_err_set(e, EPERM, "audit key %s is owned by uid %u, not %u", path,
 				  (unsigned)st.st_uid, (unsigned)geteuid());
@@ -779,8 +786,7 @@ out:
 }
 
 int
-nb_audit_key_load(const char *path, unsigned flags, uint8_t key[NB_AUDIT_KEY_LEN],
-		  struct nb_err *e)
+nb_audit_key_load(const char *path, unsigned flags, uint8_t key[NB_AUDIT_KEY_LEN], struct nb_err *e)
 {
 	int r = key_read(path, key, e);
 	if (r == -ENOENT && (flags & NB_AUDIT_KEY_CREATE)) {
@@ -875,8 +881,8 @@ resolve(const char *path, int *dirfd, char **logname, struct nb_err *e)
 		*logname = strdup(NB_AUDIT_LOG_NAME);
 	} else {
 		const char *slash = strrchr(path, '/');
-		_cleanup_free_ char *dir = slash ? strndup(path, (size_t)(slash - path) + 1)
-						 : strdup(".");
+		_cleanup_free_ char *dir =
+			slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
 		if (!dir || (slash && !slash[1]))
 			return nb_err_set(e, dir ? EINVAL : ENOMEM, "audit: %s: not a log file",
 					  path);
@@ -950,20 +956,21 @@ load_tail(struct nb_audit *log, struct nb_err *e)
 	if (hr < 0)
 		return nb_err_prefix(e, "audit: %s: refusing to append (" REFUSE_HINT ")", d);
 	if (hr > 0 && !head_mac_ok(log->key, &h))
-		return nb_err_set(e, EBADMSG,
-				  "audit: %s: head MAC invalid (head file forged, or the wrong key?); "
-				  "refusing to append (" REFUSE_HINT ")",
-				  d);
+		return nb_err_set(
+			e, EBADMSG,
+			"audit: %s: head MAC invalid (head file forged, or the wrong key?); "
+			"refusing to append (" REFUSE_HINT ")",
+			d);
 	log->size = (uint64_t)st.st_size;
 	if (st.st_size == 0) {
 		uint8_t genesis[NB_SHA256_LEN];
 		nb_audit_genesis(genesis);
 		if (hr > 0 && (h.seq != 0 || memcmp(h.hash, genesis, NB_SHA256_LEN) != 0))
-			return nb_err_set(e, EBADMSG,
-					  "audit: %s: log ends at record 0 but the signed head says "
-					  "%" PRIu64 " (truncated?); refusing to append (" REFUSE_HINT
-					  ")",
-					  d, h.seq);
+			return nb_err_set(
+				e, EBADMSG,
+				"audit: %s: log ends at record 0 but the signed head says "
+				"%" PRIu64 " (truncated?); refusing to append (" REFUSE_HINT ")",
+				d, h.seq);
 		log->seq = log->synced_seq = log->head_seq = 0;
 		memcpy(log->hash, genesis, NB_SHA256_LEN);
 		if (hr == 0)
@@ -971,12 +978,14 @@ load_tail(struct nb_audit *log, struct nb_err *e)
 		return 0;
 	}
 	if (hr == 0)
-		return nb_err_set(e, EBADMSG,
-				  "audit: %s: the log has records but there is no signed head (head "
-				  "deleted?); refusing to append (" REFUSE_HINT ")",
-				  d);
+		return nb_err_set(
+			e, EBADMSG,
+			"audit: %s: the log has records but there is no signed head (head "
+			"deleted?); refusing to append (" REFUSE_HINT ")",
+			d);
 
-	size_t want = st.st_size < NB_AUDIT_LINE_MAX ? (size_t)st.st_size : NB_AUDIT_LINE_MAX;
+	/* The longest line, plus one byte for the '\n' that ends the line before it. */
+	size_t want = st.st_size <= NB_AUDIT_LINE_MAX ? (size_t)st.st_size : NB_AUDIT_LINE_MAX + 1;
 	off_t from = st.st_size - (off_t)want;
 	_cleanup_free_ char *buf = malloc(want);
 	if (!buf)
@@ -1003,22 +1012,23 @@ load_tail(struct nb_audit *log, struct nb_err *e)
 		return nb_err_set(e, EBADMSG,
 				  "audit: %s: the last line is longer than %d bytes; refusing to "
 				  "append (" REFUSE_HINT ")",
-				  d, NB_AUDIT_LINE_MAX);
+				  d, NB_AUDIT_LINE_MAX - 1);
 	struct rec r;
 	if (rec_parse(buf + start, want - 1 - start, &r, e) < 0)
-		return nb_err_prefix(e, "audit: %s: last record: refusing to append (" REFUSE_HINT
-				     ")", d);
+		return nb_err_prefix(
+			e, "audit: %s: last record: refusing to append (" REFUSE_HINT ")", d);
 	uint64_t seq = r.seq;
 	uint8_t hash[NB_SHA256_LEN];
 	memcpy(hash, r.hash, sizeof(hash));
 	rec_clear(&r);
 	if (h.seq < seq)
-		return nb_err_set(e, EBADMSG,
-				  "audit: %s: records after the signed head: the log ends at record "
-				  "%" PRIu64 " but the head signs %" PRIu64
-				  " (appended without the key, or a crash before the head was "
-				  "updated?); refusing to append (" REFUSE_HINT ")",
-				  d, seq, h.seq);
+		return nb_err_set(
+			e, EBADMSG,
+			"audit: %s: records after the signed head: the log ends at record "
+			"%" PRIu64 " but the head signs %" PRIu64
+			" (appended without the key, or a crash before the head was "
+			"updated?); refusing to append (" REFUSE_HINT ")",
+			d, seq, h.seq);
 	if (h.seq > seq)
 		return nb_err_set(e, EBADMSG,
 				  "audit: %s: log ends at record %" PRIu64
@@ -1082,7 +1092,8 @@ writer_open_locked(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
 		struct head h;
 		r = head_read(log->dirfd, &h, e);
 		if (r < 0) {
-			nb_err_prefix(e, "audit: %s: refusing to start a log (" REFUSE_HINT ")", dir);
+			nb_err_prefix(e, "audit: %s: refusing to start a log (" REFUSE_HINT ")",
+				      dir);
 			goto fail;
 		}
 		if (r > 0 && (!head_mac_ok(log->key, &h) || h.seq > 0)) {
@@ -1188,7 +1199,8 @@ sync_now(struct nb_audit *log, struct nb_err *e)
 		int r = head_write(log->dirfd, log->key, log->seq, log->hash, e);
 		if (r < 0)
 			return nb_err_prefix(e,
-					     "audit: record %" PRIu64 " is in the log but the signed "
+					     "audit: record %" PRIu64
+					     " is in the log but the signed "
 					     "head was not updated (retried at the next append or "
 					     "flush)",
 					     log->seq);
@@ -1198,9 +1210,9 @@ sync_now(struct nb_audit *log, struct nb_err *e)
 }
 
 int
-nb_audit_append(struct nb_audit *log, const char *actor, const char *action,
-		const char *object, enum nb_audit_verdict verdict, const char *reason,
-		json_t *detail, uint64_t *seq_out, struct nb_err *e)
+nb_audit_append(struct nb_audit *log, const char *actor, const char *action, const char *object,
+		enum nb_audit_verdict verdict, const char *reason, json_t *detail,
+		uint64_t *seq_out, struct nb_err *e)
 {
 	if (seq_out)
 		*seq_out = 0;
@@ -1432,9 +1444,9 @@ report_partial(struct walker *w, struct nb_audit_report *rep, struct nb_err *e)
 	return -EBADMSG;
 }
 
-static int
-verify_fail(struct nb_audit_report *rep, enum nb_audit_problem p, uint64_t first_bad,
-	    struct nb_err *e, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int verify_fail(struct nb_audit_report *rep, enum nb_audit_problem p, uint64_t first_bad,
+		       struct nb_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 static int
 verify_fail(struct nb_audit_report *rep, enum nb_audit_problem p, uint64_t first_bad,
@@ -1452,8 +1464,8 @@ verify_fail(struct nb_audit_report *rep, enum nb_audit_problem p, uint64_t first
 }
 
 int
-nb_audit_verify(const char *path, const uint8_t *key, unsigned flags,
-		struct nb_audit_report *rep, struct nb_err *e)
+nb_audit_verify(const char *path, const uint8_t *key, unsigned flags, struct nb_audit_report *rep,
+		struct nb_err *e)
 {
 	memset(rep, 0, sizeof(*rep));
 	uint8_t genesis[NB_SHA256_LEN];
@@ -1535,7 +1547,8 @@ nb_audit_verify(const char *path, const uint8_t *key, unsigned flags,
 			else
 				r = verify_fail(rep, NB_AUDIT_TRUNCATED, n + 1, e,
 						"log ends at record %" PRIu64
-						" but the signed head says %" PRIu64 " (truncated?)",
+						" but the signed head says %" PRIu64
+						" (truncated?)",
 						n, h.seq);
 			break;
 		}
@@ -1566,7 +1579,8 @@ nb_audit_verify(const char *path, const uint8_t *key, unsigned flags,
 		}
 		r = verify_fail(rep, NB_AUDIT_UNSIGNED_TAIL, h.seq + 1, e,
 				"records after the signed head: the log has %" PRIu64
-				" records but the head signs %" PRIu64 " (appended without the key?)",
+				" records but the head signs %" PRIu64
+				" (appended without the key?)",
 				n, h.seq);
 		break;
 	}
@@ -1761,8 +1775,9 @@ nb_audit_iter_wait(struct nb_audit_iter *it, int timeout_ms, struct nb_err *e)
 		sleep_ms((unsigned)step);
 		if (fstat(it->fd, &st) < 0)
 			return nb_err_setp(e, errno, "audit: fstat");
-		return (uint64_t)st.st_size != it->lr.off + lr_pending(&it->lr) ||
-		       timeout_ms < 0 || timeout_ms > step;
+		bool grew = (uint64_t)st.st_size != it->lr.off + lr_pending(&it->lr);
+		/* Time left: report "may have grown" so the caller reads and calls again. */
+		return grew || timeout_ms < 0 || timeout_ms > step;
 	}
 	struct pollfd p = { .fd = it->ifd, .events = POLLIN };
 	int n = poll(&p, 1, timeout_ms);
@@ -1840,8 +1855,8 @@ save_tail(int fd, int dirfd, const char *name, uint64_t from, uint64_t *bytes, u
 }
 
 int
-nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
-		 struct nb_audit_report *rep, struct nb_err *e)
+nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN], struct nb_audit_report *rep,
+		 struct nb_err *e)
 {
 	memset(rep, 0, sizeof(*rep));
 	rep->head_checked = true;
@@ -1863,10 +1878,11 @@ nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
 	r = head_read(log->dirfd, &h, e);
 	if (r <= 0 || !head_mac_ok(key, &h)) {
 		if (r == 0)
-			r = nb_err_set(e, EBADMSG,
-				       "audit: recover: there is no signed head, so no record can be "
-				       "told apart from a forged one; refusing (move the log aside "
-				       "and keep it as evidence)");
+			r = nb_err_set(
+				e, EBADMSG,
+				"audit: recover: there is no signed head, so no record can be "
+				"told apart from a forged one; refusing (move the log aside "
+				"and keep it as evidence)");
 		else if (r > 0)
 			r = nb_err_set(e, EBADMSG,
 				       "audit: recover: head MAC invalid (head file forged, or the "
@@ -1921,8 +1937,10 @@ nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
 		log->size = cut;
 		log->seq = log->synced_seq = log->head_seq = h.seq;
 		memcpy(log->hash, h.hash, NB_SHA256_LEN);
-		snprintf(rep->msg, sizeof(rep->msg), "nothing to recover: the log ends at the "
-			 "signed record %" PRIu64, h.seq);
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "nothing to recover: the log ends at the "
+			 "signed record %" PRIu64,
+			 h.seq);
 		r = 0;
 		goto out_lr;
 	}
@@ -1936,8 +1954,8 @@ nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
 		goto out_lr;
 	/* The tail is safe on disk first; only then is the log cut back to the signed record. */
 	if (ftruncate(log->fd, (off_t)cut) < 0 || fdatasync(log->fd) < 0) {
-		r = nb_err_setp(e, errno, "audit: recover: cutting the log back to %" PRIu64 " bytes",
-				cut);
+		r = nb_err_setp(e, errno,
+				"audit: recover: cutting the log back to %" PRIu64 " bytes", cut);
 		goto out_lr;
 	}
 	log->size = cut;
@@ -1947,8 +1965,9 @@ nb_audit_recover(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
 	rep->first_bad = h.seq + 1;
 	rep->records = h.seq;
 
-	detail = json_pack("{s:s, s:I, s:I, s:s, s:I}", "saved_to", name, "bytes", (json_int_t)bytes,
-			  "lines", (json_int_t)lines, "sha256", sha, "signed_seq", (json_int_t)h.seq);
+	detail = json_pack("{s:s, s:I, s:I, s:s, s:I}", "saved_to", name, "bytes",
+			   (json_int_t)bytes, "lines", (json_int_t)lines, "sha256", sha,
+			   "signed_seq", (json_int_t)h.seq);
 	char reason[256];
 	snprintf(reason, sizeof(reason),
 		 "crash recovery: %" PRIu64 " bytes after the last signed record moved to %s",

@@ -135,9 +135,9 @@ int nb_audit_open(const char *dir, const uint8_t key[NB_AUDIT_KEY_LEN],
  * Returns 0, or a negative errno with @e set: -EINVAL for a bad field ("audit: actor: ..."),
  * -EIO/-ENOSPC/... for the file, -EBADFD once the writer has refused further appends.
  */
-int nb_audit_append(struct nb_audit *log, const char *actor, const char *action,
-		    const char *object, enum nb_audit_verdict verdict, const char *reason,
-		    json_t *detail, uint64_t *seq_out, struct nb_err *e);
+int nb_audit_append(struct nb_audit *log, const char *actor, const char *action, const char *object,
+		    enum nb_audit_verdict verdict, const char *reason, json_t *detail,
+		    uint64_t *seq_out, struct nb_err *e);
 
 /*
  * Makes every record written so far durable (fdatasync) and signs the head over the last one.
@@ -178,20 +178,19 @@ void nb_audit_chain_init(struct nb_audit_chain *c);
  * @c and returns 0. On failure leaves @c unchanged and returns -EBADMSG with @e set to
  * "record N: REASON" (N = c->seq + 1, the record's line number).
  */
-int nb_audit_chain_check(struct nb_audit_chain *c, const char *line, size_t len,
-			 struct nb_err *e);
+int nb_audit_chain_check(struct nb_audit_chain *c, const char *line, size_t len, struct nb_err *e);
 
 /* ---- verify ---- */
 
 enum nb_audit_problem {
 	NB_AUDIT_OK = 0,
-	NB_AUDIT_BAD_RECORD,    /* a record fails nb_audit_chain_check() */
-	NB_AUDIT_PARTIAL_LINE,  /* the log ends in bytes without a '\n' */
-	NB_AUDIT_TRUNCATED,     /* fewer records than the signed head names (or no log) */
+	NB_AUDIT_BAD_RECORD,	/* a record fails nb_audit_chain_check() */
+	NB_AUDIT_PARTIAL_LINE,	/* the log ends in bytes without a '\n' */
+	NB_AUDIT_TRUNCATED,	/* fewer records than the signed head names (or no log) */
 	NB_AUDIT_UNSIGNED_TAIL, /* records after the one the head signs */
 	NB_AUDIT_HEAD_MISMATCH, /* the head's hash differs from the log's record at that seq */
-	NB_AUDIT_HEAD_INVALID,  /* the head fails its MAC, or cannot be parsed */
-	NB_AUDIT_NO_HEAD,       /* records, but no head file */
+	NB_AUDIT_HEAD_INVALID,	/* the head fails its MAC, or cannot be parsed */
+	NB_AUDIT_NO_HEAD,	/* records, but no head file */
 };
 
 struct nb_audit_report {
@@ -257,7 +256,7 @@ struct nb_audit_record {
 	const char *time; /* RFC 3339 UTC, microseconds: "2024-05-01T12:34:56.123456Z" */
 	const char *actor, *action, *object, *reason;
 	enum nb_audit_verdict verdict;
-	json_t *detail; /* borrowed; NULL when absent */
+	json_t *detail;		 /* borrowed; NULL when absent */
 	const char *hash, *prev; /* hex */
 	const char *line;	 /* the record as stored, without '\n' (for --json output) */
 	size_t line_len;

@@ -230,8 +230,8 @@ struct conn {
 	enum src_kind kind; /* first: epoll data points here */
 	struct nb_ipc_server *srv;
 	struct conn *prev, *next; /* srv->head..tail, least recently active first; or zombies */
-	int fd;                   /* -1 for nb_ipc_server_feed() */
-	uint32_t events;          /* what epoll watches now */
+	int fd;			  /* -1 for nb_ipc_server_feed() */
+	uint32_t events;	  /* what epoll watches now */
 	struct nb_ipc_peer peer;
 	void *tag;
 	char *rbuf; /* NB_IPC_MAX_MSG bytes while a message is half-read, else NULL */
@@ -240,7 +240,7 @@ struct conn {
 	struct out_chunk *wq_head, **wq_tail;
 	size_t wq_bytes;
 	int64_t wprogress; /* last time the client took output (or the queue became non-empty) */
-	int64_t active;    /* last complete message in */
+	int64_t active;	   /* last complete message in */
 	struct nb_ipc_call *calls; /* in a handler or deferred */
 	unsigned ncalls;
 	bool dead;    /* closed: a zombie until reaped */
@@ -268,7 +268,8 @@ struct nb_ipc_server {
 	struct conn *head, *tail, *zombies;
 	unsigned nconns;
 	int dispatching; /* > 0 while inside dispatch, feed or free: reaping happens at their end */
-	int64_t armed;   /* deadline the timerfd is set to (ms; INT64_MAX none; -1 unknown) */
+	int64_t armed;	 /* deadline the timerfd is set to (ms; INT64_MAX none; -1 unknown) */
+	int64_t refuse_logged; /* last refusal logged: at most one line a second */
 	struct nb_ipc_stats stats;
 };
 
@@ -604,7 +605,8 @@ call_end(struct nb_ipc_call *call, json_t *m)
 		r = conn_send(c, m);
 		if (r == -EMSGSIZE) {
 			char msg[128];
-			snprintf(msg, sizeof(msg), "reply too large: over %d bytes", NB_IPC_MAX_MSG);
+			snprintf(msg, sizeof(msg), "reply too large: over %d bytes",
+				 NB_IPC_MAX_MSG);
 			r = conn_send(c, rpc_error(call->id, NB_IPC_INTERNAL_ERROR, msg, NULL));
 		}
 	}
@@ -623,8 +625,7 @@ is_blank(const char *p, size_t len)
 }
 
 /* Sends an error reply for a request that never reached a handler. */
-static void
-conn_reject(struct conn *c, json_t *id, int code, const char *fmt, ...)
+static void conn_reject(struct conn *c, json_t *id, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void
@@ -899,8 +900,13 @@ server_evict(struct nb_ipc_server *s)
 {
 	for (struct conn *c = s->head; c; c = c->next) {
 		if (c->fd >= 0 && c->rlen == 0 && !c->wq_head && c->ncalls == 0 && !c->closing) {
+			/* Debug only: a peer opening connections in a loop must not flood the log;
+			 * the count is in the stats. */
 			s->stats.evicted++;
-			conn_kill(c, "idle while the server is full; making room");
+			log_debug(
+				"ipc: client pid %d uid %u: idle while the server is full; closing",
+				(int)c->peer.pid, (unsigned)c->peer.uid);
+			conn_kill(c, NULL);
 			return true;
 		}
 	}
@@ -929,7 +935,12 @@ server_adopt(struct nb_ipc_server *s, int fd, void *tag)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "permission denied: uid %u may not use this socket",
 			 (unsigned)peer.uid);
-		log_info("ipc: refused pid %d uid %u", (int)peer.pid, (unsigned)peer.uid);
+		int64_t now = now_ms();
+		if (now - s->refuse_logged >= 1000) {
+			log_info("ipc: refused pid %d uid %u: not allowed on this socket",
+				 (int)peer.pid, (unsigned)peer.uid);
+			s->refuse_logged = now;
+		}
 		fd_goodbye(fd, NB_IPC_PEER_DENIED, msg);
 		close(fd);
 		s->stats.refused++;
@@ -938,8 +949,13 @@ server_adopt(struct nb_ipc_server *s, int fd, void *tag)
 	if (s->nconns >= s->max_clients && !server_evict(s)) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "server busy: %u clients connected", s->max_clients);
-		log_warn("ipc: refused pid %d uid %u: %u clients already connected",
-			 (int)peer.pid, (unsigned)peer.uid, s->max_clients);
+		/* At most one line a second however fast refusals come; the count is in stats. */
+		int64_t now = now_ms();
+		if (now - s->refuse_logged >= 1000) {
+			log_warn("ipc: full (%u clients, none idle): refused pid %d uid %u",
+				 s->max_clients, (int)peer.pid, (unsigned)peer.uid);
+			s->refuse_logged = now;
+		}
 		fd_goodbye(fd, NB_IPC_SERVER_BUSY, msg);
 		close(fd);
 		s->stats.refused++;
@@ -1017,11 +1033,13 @@ open_socket_dir(const char *dir, struct nb_err *e)
 	}
 	struct stat lst;
 	if (dfd < 0) {
-		/* O_NOFOLLOW|O_DIRECTORY on a symlink: ELOOP or ENOTDIR, depending on the kernel. */
-		if (errno == ELOOP || (errno == ENOTDIR && lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)))
-			return nb_err_set(e, EPERM,
-					  "%s: the socket directory is a symbolic link; refusing it",
-					  dir);
+		/* O_NOFOLLOW|O_DIRECTORY on a symlink: ELOOP or ENOTDIR, depending on the kernel.
+		 */
+		if (errno == ELOOP ||
+		    (errno == ENOTDIR && lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)))
+			return nb_err_set(
+				e, EPERM,
+				"%s: the socket directory is a symbolic link; refusing it", dir);
 		return nb_err_setp(e, errno, "%s: cannot open the socket directory", dir);
 	}
 	_cleanup_close_ int fd = dfd;
@@ -1039,10 +1057,11 @@ open_socket_dir(const char *dir, struct nb_err *e)
 				  "refusing to use it",
 				  dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return nb_err_set(e, EPERM,
-				  "%s: the socket directory is group- or world-writable (mode %04o); "
-				  "refusing to use it",
-				  dir, (unsigned)(st.st_mode & 07777));
+		return nb_err_set(
+			e, EPERM,
+			"%s: the socket directory is group- or world-writable (mode %04o); "
+			"refusing to use it",
+			dir, (unsigned)(st.st_mode & 07777));
 	if (made && fchmod(fd, 0700) < 0)
 		return nb_err_setp(e, errno, "%s: chmod 0700", dir);
 	return steal_fd(&fd);
@@ -1059,8 +1078,8 @@ clear_stale_socket(int dfd, const char *name, const char *path, struct nb_err *e
 		return nb_err_setp(e, errno, "%s: stat", path);
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return nb_err_set(e, EEXIST, "%s: exists and is not a socket; refusing to replace it",
-				  path);
+		return nb_err_set(e, EEXIST,
+				  "%s: exists and is not a socket; refusing to replace it", path);
 	/*
 	 * Why probe: a socket someone listens on belongs to a running server; unlinking it would
 	 * silently cut that server off from every future client. Only a refused connection proves
@@ -1087,8 +1106,8 @@ clear_stale_socket(int dfd, const char *name, const char *path, struct nb_err *e
 }
 
 int
-nb_ipc_server_listen(struct nb_ipc_server *s, const char *path, mode_t mode, gid_t group,
-		     void *tag, struct nb_err *e)
+nb_ipc_server_listen(struct nb_ipc_server *s, const char *path, mode_t mode, gid_t group, void *tag,
+		     struct nb_err *e)
 {
 	/* Why a subset of 0660: the socket is the second gate after the directory; "other" never
 	 * gets in, and a group only when the caller names one (the operators of nulld). */
@@ -1160,8 +1179,12 @@ nb_ipc_server_listen(struct nb_ipc_server *s, const char *path, mode_t mode, gid
 		r = nb_err_set(e, ENOMEM, "out of memory");
 		goto fail_unlink;
 	}
-	*l = (struct listener){ .kind = SRC_LISTENER, .fd = fd, .path = lpath, .tag = tag,
-				.dev = st.st_dev, .ino = st.st_ino };
+	*l = (struct listener){ .kind = SRC_LISTENER,
+				.fd = fd,
+				.path = lpath,
+				.tag = tag,
+				.dev = st.st_dev,
+				.ino = st.st_ino };
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		r = nb_err_setp(e, errno, "%s: epoll_ctl", path);
@@ -1601,8 +1624,8 @@ type_name(json_type t)
 }
 
 int
-nb_ipc_param_json(const json_t *params, const char *name, size_t pos, json_type type,
-		  bool required, json_t **out, struct nb_ipc_error *err)
+nb_ipc_param_json(const json_t *params, const char *name, size_t pos, json_type type, bool required,
+		  json_t **out, struct nb_ipc_error *err)
 {
 	json_t *v = NULL;
 	if (json_is_object(params)) {
@@ -1642,8 +1665,8 @@ nb_ipc_param_string(const json_t *params, const char *name, size_t pos, bool req
 }
 
 int
-nb_ipc_param_int(const json_t *params, const char *name, size_t pos, bool required,
-		 int64_t *out, struct nb_ipc_error *err)
+nb_ipc_param_int(const json_t *params, const char *name, size_t pos, bool required, int64_t *out,
+		 struct nb_ipc_error *err)
 {
 	json_t *v;
 	int r = nb_ipc_param_json(params, name, pos, JSON_INTEGER, required, &v, err);
@@ -1769,15 +1792,16 @@ nb_ipc_connect(const char *path, int timeout_ms, struct nb_err *e)
 		if (err == EAGAIN) { /* the server's backlog is full: it is alive, wait */
 			int left = time_left(deadline);
 			if (left == 0) {
-				nb_err_set(e, ETIMEDOUT, "%s: the server is not accepting connections",
-					   path);
+				nb_err_set(e, ETIMEDOUT,
+					   "%s: the server is not accepting connections", path);
 				return NULL;
 			}
 			poll(NULL, 0, left < 0 || left > 10 ? 10 : left);
 			continue;
 		}
 		if (err == ENOENT || err == ECONNREFUSED)
-			nb_err_setp(e, err, "cannot connect to %s: the daemon is not running", path);
+			nb_err_setp(e, err, "cannot connect to %s: the daemon is not running",
+				    path);
 		else
 			nb_err_setp(e, err, "cannot connect to %s", path);
 		return NULL;
@@ -1841,7 +1865,8 @@ client_write(struct nb_ipc_client *c, const char *buf, size_t len, int64_t deadl
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			if (errno == EPIPE || errno == ECONNRESET)
-				return nb_err_set(e, ECONNRESET, "the server closed the connection");
+				return nb_err_set(e, ECONNRESET,
+						  "the server closed the connection");
 			return nb_err_setp(e, errno, "send");
 		}
 		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
@@ -1896,7 +1921,8 @@ client_read(struct nb_ipc_client *c, int64_t deadline, json_t **msg, struct nb_e
 			if (blank)
 				continue;
 			if (!m)
-				return nb_err_set(e, EPROTO, "malformed message from the server: %s",
+				return nb_err_set(e, EPROTO,
+						  "malformed message from the server: %s",
 						  jerr.text);
 			json_t *v = json_object_get(m, "jsonrpc");
 			if (!json_is_string(v) || strcmp(json_string_value(v), "2.0") != 0) {
@@ -1989,8 +2015,8 @@ nb_ipc_call(struct nb_ipc_client *c, const char *method, const json_t *params, i
 			continue;
 		json_t *res = json_object_get(m, "result");
 		json_t *err = json_object_get(m, "error");
-		if (!(json_is_integer(mid) || json_is_null(mid)) || (res != NULL) == (err != NULL) ||
-		    (res && json_is_null(mid)))
+		if (!(json_is_integer(mid) || json_is_null(mid)) ||
+		    (res != NULL) == (err != NULL) || (res && json_is_null(mid)))
 			return nb_err_set(e, EPROTO, "%s: malformed reply from the server", method);
 		if (res) {
 			if (result)

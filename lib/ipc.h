@@ -55,12 +55,12 @@
 #define NB_IPC_INTERNAL_ERROR -32603
 #define NB_IPC_PEER_DENIED -32001 /* allow_peer refused this peer; the connection is closed */
 #define NB_IPC_SERVER_BUSY -32002 /* max_clients reached; the connection is closed */
-#define NB_IPC_TIMED_OUT -32003   /* half a message sat for stall_timeout_ms; closed */
+#define NB_IPC_TIMED_OUT -32003	  /* half a message sat for stall_timeout_ms; closed */
 
 /* What a handler returns. */
-#define NB_IPC_OK 0     /* *result is the reply (NULL: null) */
+#define NB_IPC_OK 0	/* *result is the reply (NULL: null) */
 #define NB_IPC_ERROR -1 /* err is the reply (any negative value means this) */
-#define NB_IPC_DEFER 1  /* the handler kept the call and will finish it later */
+#define NB_IPC_DEFER 1	/* the handler kept the call and will finish it later */
 
 /* Who is on the other end, as the kernel saw it at connect() (SO_PEERCRED). */
 struct nb_ipc_peer {
@@ -71,9 +71,9 @@ struct nb_ipc_peer {
 
 /* A JSON-RPC error, filled by a handler (or parsed by the client). */
 struct nb_ipc_error {
-	int code;          /* a JSON-RPC code; 0 in a handler means NB_IPC_INTERNAL_ERROR */
+	int code;	   /* a JSON-RPC code; 0 in a handler means NB_IPC_INTERNAL_ERROR */
 	char message[256]; /* one line for a person; empty: the standard text for the code */
-	json_t *data;      /* optional; a reference the server takes over when it replies */
+	json_t *data;	   /* optional; a reference the server takes over when it replies */
 };
 
 struct nb_ipc_server;
@@ -82,11 +82,13 @@ struct nb_ipc_client;
 
 /*
  * A method handler. @params is the request's "params" (an object, an array, or NULL when absent),
- * borrowed for the duration of the call. Return NB_IPC_OK with *result set (the server takes the
- * reference; NULL means a null result), NB_IPC_ERROR with @err filled (nb_ipc_error_set()), or
- * NB_IPC_DEFER, after which the handler owns @call and must end it exactly once with
- * nb_ipc_call_reply() or nb_ipc_call_reply_error() (already doing so before returning is fine).
- * A handler must not call nb_ipc_server_free().
+ * borrowed until the handler returns (json_incref() it to keep it). Return NB_IPC_OK with *result
+ * set (the server takes the reference; NULL means a null result), NB_IPC_ERROR with @err filled
+ * (nb_ipc_error_set(); err->data is taken too), or NB_IPC_DEFER, after which the handler owns
+ * @call and must end it exactly once with nb_ipc_call_reply() or nb_ipc_call_reply_error().
+ * A handler may also end its call before returning (a short stream): whatever it returns is then
+ * ignored. The peer's credentials are in nb_ipc_call_peer(); deciding what that peer may do is
+ * the handler's job. A handler must not call nb_ipc_server_free() or nb_ipc_server_dispatch().
  */
 typedef int (*nb_ipc_handler_fn)(struct nb_ipc_call *call, json_t *params, json_t **result,
 				 struct nb_ipc_error *err);
@@ -102,7 +104,8 @@ struct nb_ipc_server_opts {
 	/* A connection with nothing in flight for this long is closed; 0: never. */
 	int idle_timeout_ms;
 	/* Called at accept with the peer's credentials and the listener's tag; false refuses the
-	 * connection (NB_IPC_PEER_DENIED, then close). NULL: every peer that can open the socket. */
+	 * connection (NB_IPC_PEER_DENIED, then close). NULL: every peer that can open the socket.
+	 */
 	bool (*allow_peer)(const struct nb_ipc_peer *peer, void *tag, void *data);
 	void *data; /* for allow_peer */
 };
@@ -301,8 +304,8 @@ int nb_ipc_call(struct nb_ipc_client *c, const char *method, const json_t *param
 		json_t **result, struct nb_err *e);
 
 /* Sends a notification (no reply will come). @params borrowed. Returns 0 or a negative errno. */
-int nb_ipc_notify(struct nb_ipc_client *c, const char *method, const json_t *params,
-		  int timeout_ms, struct nb_err *e);
+int nb_ipc_notify(struct nb_ipc_client *c, const char *method, const json_t *params, int timeout_ms,
+		  struct nb_err *e);
 
 /*
  * Sends a request without waiting; *id (may be NULL) gets the id its response will carry.

@@ -21,6 +21,9 @@
  *                                                           "log" notifications {name, data}
  *   audit.query      {agent?, verdict?, limit?, follow?} -> {records: [REC]}; with follow then
  *                                                           "audit" notifications {record: REC}
+ *                                                           (nulld sends the existing records as
+ *                                                           an "audit.records" {records}
+ *                                                           notification instead; both are read)
  *   audit.verify     {}                                  -> {ok, records, first_bad, reason}
  *   service.restart  {name}                              -> UNIT
  *   shutdown         {}                                  -> {}
@@ -513,9 +516,12 @@ follow_audit(struct ctl *c, const json_t *params)
 			end = !json_is_array(json_object_get(res, "records"));
 			print_records(c, t, json_object_get(res, "records"));
 		} else {
+			/* "audit" {record} for each new record; nulld sends the records that
+			 * exist as "audit.records" {records} (the contract: in the result). */
 			const char *method = ctl_json_str(msg, "method");
 			json_t *p = json_object_get(msg, "params");
-			if (!method || strcmp(method, "audit") != 0 || !json_is_object(p))
+			if (!method || !json_is_object(p) ||
+			    (strcmp(method, "audit") != 0 && strcmp(method, "audit.records") != 0))
 				continue;
 			print_records(c, t, json_object_get(p, "record"));
 			print_records(c, t, json_object_get(p, "records"));

@@ -60,21 +60,23 @@ struct ctl_cmd {
 
 static const struct ctl_cmd commands[] = {
 	{ "status", "", "show nulld, its services and its agents",
-	  "Shows nulld (pid, uptime, state dir), then a table of its services (NAME STATE PID\n"
-	  "SINCE RESTARTS LAST EXIT) and one of its agents (NAME STATE PID SINCE RESTARTS\n"
-	  "HEALTH). SINCE is how long the unit has been in its state.\n",
+	  "Shows nulld (pid, uptime, state dir), then a table of its services (NAME STATE\n"
+	  "PID SINCE RESTARTS LAST EXIT) and one of its agents (NAME STATE PID SINCE\n"
+	  "RESTARTS HEALTH). SINCE is how long the unit has been in its state.\n",
 	  0, 0, 0, ctl_cmd_status },
 	{ "agent start", "DIR|AGENT.toml [--name N]", "start an agent from its manifest",
 	  "Starts an agent in its own cage, as its manifest (AGENT.toml, or DIR/AGENT.toml)\n"
 	  "grants. The path is made absolute before it is sent to nulld. nulld keeps the\n"
-	  "agent: it is restarted by the manifest's policy and comes back after nulld restarts.\n"
+	  "agent: it is restarted by the manifest's policy and comes back after nulld\n"
+	  "restarts.\n"
 	  "\n"
 	  "Options:\n"
 	  "  --name N          the agent's name (default: the manifest's)\n",
 	  OPT_NAME, 1, 1, ctl_cmd_agent_start },
-	{ "agent stop", "NAME", "stop an agent",
-	  "Stops the agent: SIGTERM, then SIGKILL after 5 s. Its logs stay in the state dir.\n", 0,
-	  1, 1, ctl_cmd_agent_stop },
+	{ "agent stop", "NAME", "stop an agent and forget it",
+	  "Stops the agent (SIGTERM, then SIGKILL after 5 s) and removes it from nulld: it\n"
+	  "does not come back when nulld restarts. Its logs stay in the state dir.\n",
+	  0, 1, 1, ctl_cmd_agent_stop },
 	{ "agent restart", "NAME", "stop an agent and start it again",
 	  "Stops the agent and starts it again from the same manifest.\n", 0, 1, 1,
 	  ctl_cmd_agent_restart },
@@ -133,9 +135,9 @@ static const struct ctl_cmd commands[] = {
 	"Options (before or after the command):\n"                                                 \
 	"  --socket PATH     nulld's control socket (default: $NULLBOX_SOCKET, else\n"             \
 	"                    " CTL_DEFAULT_SOCKET ")\n"                                            \
-	"  --state-dir DIR   the state dir nulld was started with: its socket,\n"                  \
-	"                    DIR/nulld.sock (" CTL_DEFAULT_SOCKET " for " CTL_DEFAULT_STATE_DIR    \
-	")\n"                                                                                      \
+	"  --state-dir DIR   the state dir nulld was started with: its socket is\n"                \
+	"                    DIR/nulld.sock (" CTL_DEFAULT_SOCKET "\n"                             \
+	"                    for " CTL_DEFAULT_STATE_DIR ")\n"                                     \
 	"  --json            print results as JSON, one object per line, for scripts\n"            \
 	"  --timeout SECS    wait at most SECS seconds for nulld (default 30; 0: forever)\n"       \
 	"  -h, --help        print help (`nullctl COMMAND --help`: that command's)\n"              \
@@ -149,7 +151,10 @@ static const struct ctl_cmd commands[] = {
 	"\n"                                                                                       \
 	"Environment:\n"                                                                           \
 	"  NULLBOX_SOCKET    the control socket when neither --socket nor --state-dir is\n"        \
-	"                    given\n"
+	"                    given\n"                                                              \
+	"  LC_ALL, LC_CTYPE, LANG\n"                                                               \
+	"                    in a UTF-8 locale printable non-ASCII characters are\n"               \
+	"                    shown as they are; otherwise they are escaped\n"
 
 /* ---- help ---- */
 
@@ -228,6 +233,9 @@ print_group_help(FILE *f, const char *group)
 }
 
 /* Usage errors name the command (or group) they are about; NULL: the whole program. */
+static int usage_error_v(const struct ctl_cmd *cmd, const char *group, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static int
 usage_error_v(const struct ctl_cmd *cmd, const char *group, const char *fmt, va_list ap)
 {
@@ -320,11 +328,11 @@ enum global_result { G_NOT_GLOBAL, G_OK, G_HELP, G_VERSION, G_ERROR };
 
 /*
  * Handles argv[*i] if it is a global option (consuming its value); on G_ERROR the usage error
- * has been printed for @cmd (or the program, or @group).
+ * has been printed for @cmd (NULL: the program) and *exit_code set.
  */
 static enum global_result
 parse_global(struct ctl *c, int argc, char **argv, int *i, const struct ctl_cmd *cmd,
-	     const char *group, int *exit_code)
+	     int *exit_code)
 {
 	const char *arg = argv[*i];
 	if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
@@ -338,47 +346,29 @@ parse_global(struct ctl *c, int argc, char **argv, int *i, const struct ctl_cmd 
 	static const char *const valued[] = { "socket", "state-dir", "timeout" };
 	for (size_t k = 0; k < NB_ARRAY_SIZE(valued); k++) {
 		size_t n = strlen(valued[k]);
-		if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, valued[k], n) != 0)
+		if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, valued[k], n) != 0 ||
+		    (arg[2 + n] != '=' && arg[2 + n] != '\0'))
 			continue;
-		const char *v;
-		if (arg[2 + n] == '=') {
-			v = arg + 3 + n;
-		} else if (arg[2 + n] == '\0') {
-			if (*i + 1 >= argc) {
-				*exit_code =
-					cmd ? ctl_usage_error(cmd, "--%s needs a value", valued[k])
-					    : group_usage_error(group, "--%s needs a value",
-								valued[k]);
-				return G_ERROR;
-			}
+		const char *v = arg[2 + n] == '=' ? arg + 3 + n : NULL;
+		if (!v && *i + 1 < argc)
 			v = argv[++*i];
-		} else {
-			continue;
-		}
+		int64_t secs = 0;
+		if (!v)
+			*exit_code = ctl_usage_error(cmd, "--%s needs a value", valued[k]);
+		else if (!v[0])
+			*exit_code = ctl_usage_error(cmd, "--%s: empty value", valued[k]);
+		else if (k == 2 && !parse_count(v, INT_MAX / 1000, &secs))
+			*exit_code = ctl_usage_error(
+				cmd, "--timeout: '%s' is not a number of seconds", v);
+		if (*exit_code)
+			return G_ERROR;
 		if (k == 0) {
 			c->socket_path = v;
 			c->socket_explicit = true;
 		} else if (k == 1) {
 			c->state_dir = v;
 		} else {
-			int64_t secs;
-			if (!parse_count(v, INT_MAX / 1000, &secs)) {
-				*exit_code = cmd ? ctl_usage_error(cmd,
-								   "--timeout: '%s' is not a "
-								   "number of seconds",
-								   v)
-						 : group_usage_error(group,
-								     "--timeout: '%s' is not a "
-								     "number of seconds",
-								     v);
-				return G_ERROR;
-			}
 			c->timeout_ms = secs == 0 ? -1 : (int)secs * 1000;
-		}
-		if (!v[0]) {
-			*exit_code = cmd ? ctl_usage_error(cmd, "--%s: empty value", valued[k])
-					 : group_usage_error(group, "--%s: empty value", valued[k]);
-			return G_ERROR;
 		}
 		return G_OK;
 	}
@@ -442,7 +432,7 @@ parse_cmd_args(struct ctl *c, int argc, char **argv, int i, const struct ctl_cmd
 			dashdash = true;
 			continue;
 		}
-		switch (parse_global(c, argc, argv, &i, cmd, NULL, &code)) {
+		switch (parse_global(c, argc, argv, &i, cmd, &code)) {
 		case G_OK:
 			continue;
 		case G_HELP:
@@ -646,7 +636,7 @@ main(int argc, char **argv)
 			i++;
 			break;
 		}
-		switch (parse_global(&c, argc, argv, &i, NULL, NULL, &code)) {
+		switch (parse_global(&c, argc, argv, &i, NULL, &code)) {
 		case G_OK:
 			continue;
 		case G_HELP:

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@
 extern char **environ;
 
 static const char *nullctl_bin, *man_path;
+/* Run nullctl with its stdout on a pseudo-terminal (raw mode) instead of a pipe. */
+static bool run_on_tty;
 static char tmpdir[] = "/tmp/nullctl-test-XXXXXX";
 static char sock_path[256];
 
@@ -90,6 +93,15 @@ server_start(void)
 			nb_ipc_server_add_method(F.srv, methods[i], fake_handler, NULL, &e), 0);
 }
 
+/* Ends the deferred call of the previous run, if any (its client is gone: -EPIPE). */
+static void
+end_deferred(void)
+{
+	if (F.deferred)
+		nb_ipc_call_reply(F.deferred, NULL);
+	F.deferred = NULL;
+}
+
 /* Closes every connection: what a client sees when nulld goes away. */
 static void
 server_stop(void)
@@ -110,9 +122,17 @@ setup(void **state)
 	return 0;
 }
 
+/* The nullctl still running when an assertion jumped out of run_argv(), if any. */
+static pid_t running_child = -1;
+
 static int
 teardown(void **state)
 {
+	if (running_child > 0) {
+		kill(running_child, SIGKILL);
+		waitpid(running_child, NULL, 0);
+		running_child = -1;
+	}
 	server_stop();
 	json_decref(F.requests);
 	json_decref(F.replies);
@@ -214,17 +234,33 @@ static void
 run_argv(struct run *r, const char *const *argv, const char *const *env, tick_fn tick)
 {
 	int out[2], err[2];
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	if (run_on_tty) {
+		out[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		assert_true(out[0] >= 0);
+		assert_int_equal(grantpt(out[0]), 0);
+		assert_int_equal(unlockpt(out[0]), 0);
+		out[1] = open(ptsname(out[0]), O_RDWR | O_NOCTTY | O_CLOEXEC);
+		assert_true(out[1] >= 0);
+		struct termios t;
+		assert_int_equal(tcgetattr(out[1], &t), 0);
+		cfmakeraw(&t);
+		assert_int_equal(tcsetattr(out[1], TCSANOW, &t), 0);
+	} else {
+		assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	}
 	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	const char *envp[16] = { "LC_ALL=C.UTF-8", "PATH=/usr/bin:/bin" };
-	size_t ne = 2;
-	for (; env && *env && ne < 15; env++)
+	/* The test's own variables first: getenv() takes the first of duplicates. */
+	const char *envp[16];
+	size_t ne = 0;
+	for (; env && *env && ne < 13; env++)
 		envp[ne++] = *env;
+	envp[ne++] = "LC_ALL=C.UTF-8";
+	envp[ne++] = "PATH=/usr/bin:/bin";
 	envp[ne] = NULL;
 	const char *args[64];
 	size_t na = 0;
@@ -240,6 +276,7 @@ run_argv(struct run *r, const char *const *argv, const char *const *env, tick_fn
 			     (char *const *)envp);
 	posix_spawn_file_actions_destroy(&fa);
 	assert_int_equal(rc, 0);
+	running_child = r->pid;
 	close(out[1]);
 	close(err[1]);
 	int ofd = out[0], efd = err[0];
@@ -263,11 +300,13 @@ run_argv(struct run *r, const char *const *argv, const char *const *env, tick_fn
 		int st;
 		if (!exited && waitpid(r->pid, &st, WNOHANG) == r->pid) {
 			exited = true;
+			running_child = -1;
 			r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		}
 		if (now_ms() > deadline) {
 			kill(r->pid, SIGKILL);
 			waitpid(r->pid, NULL, 0);
+			running_child = -1;
 			fail_msg("nullctl did not finish in 15 s; stdout: %s; stderr: %s", r->out,
 				 r->err);
 		}
@@ -553,6 +592,21 @@ test_agent_logs(void **state)
 	assert_run(&r, 0, "{\"data\":\"one\\ntwo \\u001B[1mbold\\u001B[0m\\n\"}\n", "");
 }
 
+/* On a terminal, agent output is escaped (lines and tabs kept) unless --raw. */
+static void
+test_agent_logs_tty(void **state)
+{
+	struct run r;
+	reply_text("agent.logs",
+		   "{\"data\":\"a\\tb\\r\\n\\u001b]52;c;cHduZWQ=\\u0007\\rx\\u202e\\u00e9\\n\"}");
+	run_on_tty = true;
+	run_ctl(&r, ARGS("agent", "logs", "web"), NULL);
+	assert_run(&r, 0, "a\tb\r\n\\x1b]52;c;cHduZWQ=\\x07\\rx\\u{202e}\xc3\xa9\n", "");
+	run_ctl(&r, ARGS("agent", "logs", "web", "--raw"), NULL);
+	run_on_tty = false;
+	assert_run(&r, 0, "a\tb\r\n\x1b]52;c;cHduZWQ=\x07\rx\xe2\x80\xae\xc3\xa9\n", "");
+}
+
 /* Sends two log lines once the call is in, then waits for them on stdout. */
 static void
 tick_logs(struct run *r)
@@ -656,6 +710,24 @@ test_audit_table(void **state)
 	assert_run(&r, 0, "(no records)\n", "");
 }
 
+/* Outside a UTF-8 locale, non-ASCII is escaped too, and cut cells end in "...". */
+static void
+test_audit_c_locale(void **state)
+{
+	struct run r;
+	reply_text("audit.query", "{\"records\":[" REC2 "]}");
+	run_argv(&r, ARGS("--socket", sock_path, "audit"),
+		 (const char *const[]){ "LC_ALL=C", NULL }, NULL);
+	assert_run(
+		&r, 0,
+		"TIME                  ACTOR     ACTION       OBJECT                                "
+		"VERDICT  REASON\n"
+		"2026-11-25T03:00:01Z  zo\\u{eb}  net.connect  \\u{65e5}\\u{672c}\\u{8a9e}.example:443  "
+		"denied   not in allowlist \\x1b]0;pwned\\x07 "
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\n",
+		"");
+}
+
 static void
 test_audit_json(void **state)
 {
@@ -675,20 +747,48 @@ test_audit_json(void **state)
 	assert_null(strchr(nl + 1, '\x1b'));
 }
 
+#define REC3                                                                                       \
+	"{\"seq\":3,\"time\":\"2026-11-25T03:00:02Z\",\"actor\":\"web\",\"action\":"               \
+	"\"fs.write\",\"object\":\"/etc/passwd\",\"verdict\":\"denied\",\"reason\":"               \
+	"\"not granted\",\"prev\":\"cd\",\"hash\":\"ef\"}"
+
+/* As nulld does it: the records that exist in one "audit.records" notification, then one
+ * "audit" notification per new record. Then the stream ends by @r->data's plan. */
 static void
 tick_audit(struct run *r)
 {
+	json_error_t je;
 	if (F.deferred && r->data == NULL) {
-		json_error_t je;
-		assert_int_equal(
-			nb_ipc_call_notify(F.deferred, "audit",
-					   json_pack("{s:o}", "record", json_loads(REC1, 0, &je))),
-			0);
+		assert_int_equal(nb_ipc_call_notify(
+					 F.deferred, "audit.records",
+					 json_pack("{s:[o]}", "records", json_loads(REC1, 0, &je))),
+				 0);
 		r->data = (void *)1;
 	}
 	if (r->data == (void *)1 && strstr(r->out, "uid 0")) {
-		kill(r->pid, SIGTERM);
+		assert_int_equal(
+			nb_ipc_call_notify(F.deferred, "audit",
+					   json_pack("{s:o}", "record", json_loads(REC3, 0, &je))),
+			0);
 		r->data = (void *)2;
+	}
+	if (r->data == (void *)2 && strstr(r->out, "not granted")) {
+		kill(r->pid, SIGTERM);
+		r->data = (void *)3;
+	}
+}
+
+/* nulld going away ends a follower's call with a null result. */
+static void
+tick_audit_end(struct run *r)
+{
+	if (F.deferred && r->data == NULL) {
+		assert_int_equal(nb_ipc_call_notify(F.deferred, "audit.records",
+						    json_pack("{s:[]}", "records")),
+				 0);
+		assert_int_equal(nb_ipc_call_reply(F.deferred, NULL), 0);
+		F.deferred = NULL;
+		r->data = (void *)1;
 	}
 }
 
@@ -704,7 +804,9 @@ test_audit_follow(void **state)
 		   "TIME                      ACTOR             ACTION            OBJECT          "
 		   "              VERDICT   REASON\n"
 		   "2026-11-25T03:00:00Z      nulld             agent.start       web             "
-		   "              allowed   started by uid 0\n",
+		   "              allowed   started by uid 0\n"
+		   "2026-11-25T03:00:02Z      web               fs.write          /etc/passwd     "
+		   "              denied    not granted\n",
 		   "");
 	server_stop();
 	server_start();
@@ -712,7 +814,15 @@ test_audit_follow(void **state)
 	r.data = NULL;
 	run_ctl(&r, ARGS("audit", "--follow", "--json"), tick_audit);
 	assert_request("audit.query", "{\"follow\":true}");
-	assert_run(&r, 0, REC1 "\n", "");
+	assert_run(&r, 0, REC1 "\n" REC3 "\n", "");
+
+	end_deferred();
+	r.data = NULL;
+	run_ctl(&r, ARGS("audit", "--follow"), tick_audit_end);
+	assert_run(&r, 1,
+		   "TIME                      ACTOR             ACTION            OBJECT          "
+		   "              VERDICT   REASON\n",
+		   "nullctl: nulld ended the stream\n");
 }
 
 static void
@@ -1079,9 +1189,11 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_agent_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_logs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_logs_tty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_logs_follow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_logs_follow_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_c_locale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_follow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_verify, setup, teardown),

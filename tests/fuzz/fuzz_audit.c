@@ -98,7 +98,8 @@ check_lines(const uint8_t *data, size_t size, uint64_t *bad, enum nb_audit_probl
 			CHECK(c.seq == before);
 			check_inert(e.msg);
 			char want[32];
-			snprintf(want, sizeof(want), "record %llu: ", (unsigned long long)before + 1);
+			snprintf(want, sizeof(want),
+				 "record %llu: ", (unsigned long long)before + 1);
 			CHECK(strncmp(e.msg, want, strlen(want)) == 0);
 			snprintf(msg, 512, "%s", e.msg);
 			*bad = before + 1;
@@ -195,7 +196,8 @@ fixed_chain(const uint8_t *data, size_t size)
 		if (nb_audit_chain_check(&c, line, strlen(line), &e) == 0) {
 			CHECK(c.seq == before + 1);
 		} else {
-			/* Links, hash and spelling are right by construction: only fields remain. */
+			/* Links, hash and spelling are right by construction: only fields remain.
+			 */
 			check_inert(e.msg);
 			const char *why = strchr(e.msg, ':');
 			CHECK(why && why[1] == ' ');

@@ -173,9 +173,9 @@ server(void)
 		const char *name;
 		nb_ipc_handler_fn fn;
 	} table[] = {
-		{ "echo", m_echo },     { "typed", m_typed }, { "fail", m_fail },
-		{ "big", m_big },       { "follow", m_follow }, { "emit", m_emit },
-		{ "end", m_end },       { "stream", m_stream },
+		{ "echo", m_echo }, { "typed", m_typed },   { "fail", m_fail },
+		{ "big", m_big },   { "follow", m_follow }, { "emit", m_emit },
+		{ "end", m_end },   { "stream", m_stream },
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 		CHECK(nb_ipc_server_add_method(s, table[i].name, table[i].fn, NULL, &e) == 0);

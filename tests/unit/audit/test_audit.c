@@ -124,8 +124,8 @@ fill(const char *dir, int n)
 		uint64_t seq = 0;
 		int r = nb_audit_append(log, actors[i % 4], i % 5 ? "net.connect" : "agent.start",
 					obj, (enum nb_audit_verdict)(i % 3),
-					i % 2 ? "not in the allowlist" : "manifest allows it", detail,
-					&seq, &e);
+					i % 2 ? "not in the allowlist" : "manifest allows it",
+					detail, &seq, &e);
 		if (r != 0)
 			fail_msg("append %d: %s", i, e.msg);
 		assert_int_equal(seq, first + 1);
@@ -273,7 +273,8 @@ expect_ok(const char *dir, const uint8_t *key, uint64_t records)
 	assert_string_equal(rep.msg, "");
 }
 
-/* Opening for append must fail with -EBADMSG and @msg in the message, leaving files as they were. */
+/* Opening for append must fail with -EBADMSG and @msg in the message, leaving files as they were.
+ */
 static void
 expect_open_refused(const char *dir, const uint8_t *key, const char *msg)
 {
@@ -437,7 +438,8 @@ test_edit_fields(void **state)
 		{ "\"actor\":\"agent-a\"", "\"actor\":\"agent-b\"" },
 		{ "\"verdict\":\"denied\"", "\"verdict\":\"allowed\"" },
 		{ "\"reason\":\"manifest allows it\"", "\"reason\":\"manifest allowed it\"" },
-		{ "\"object\":\"net:example-16.com:443\"", "\"object\":\"net:example-61.com:443\"" },
+		{ "\"object\":\"net:example-16.com:443\"",
+		  "\"object\":\"net:example-61.com:443\"" },
 	};
 	for (size_t i = 0; i < NB_ARRAY_SIZE(edits); i++) {
 		spit(lp, orig, n, "w");
@@ -447,7 +449,8 @@ test_edit_fields(void **state)
 		lines_write(dir, &l);
 		lines_free(&l);
 		expect_bad(dir, KEY, NB_AUDIT_BAD_RECORD, 17, "record 17: hash mismatch (edited?)");
-		expect_bad(dir, NULL, NB_AUDIT_BAD_RECORD, 17, "record 17: hash mismatch (edited?)");
+		expect_bad(dir, NULL, NB_AUDIT_BAD_RECORD, 17,
+			   "record 17: hash mismatch (edited?)");
 	}
 }
 
@@ -920,9 +923,11 @@ test_key_file(void **state)
 
 	assert_int_equal(chmod(kp, 0644), 0);
 	assert_int_equal(nb_audit_key_load(kp, 0, k2, &e), -EPERM);
-	assert_string_equal(e.msg + strlen(e.msg) - strlen("has mode 0644: it must not be "
-							   "accessible to group or others (chmod 600)"),
-			    "has mode 0644: it must not be accessible to group or others (chmod 600)");
+	assert_string_equal(
+		e.msg + strlen(e.msg) -
+			strlen("has mode 0644: it must not be "
+			       "accessible to group or others (chmod 600)"),
+		"has mode 0644: it must not be accessible to group or others (chmod 600)");
 	assert_memory_equal(k2, zero, sizeof(k2)); /* wiped on error */
 	assert_int_equal(chmod(kp, 0640), 0);
 	assert_int_equal(nb_audit_key_load(kp, NB_AUDIT_KEY_CREATE, k2, &e), -EPERM);
@@ -1033,6 +1038,53 @@ test_field_validation(void **state)
 			 0);
 	assert_int_equal(nb_audit_close(log, &e), 0);
 	expect_ok(dir, KEY, 3);
+}
+
+/* A record of exactly NB_AUDIT_LINE_MAX bytes with its '\n' is written, reopened and verified. */
+static void
+test_line_at_limit(void **state)
+{
+	const char *dir = *state;
+	struct nb_err e = { 0 };
+	size_t n0 = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		_cleanup_free_ char *sub = NULL;
+		assert_true(asprintf(&sub, "%s/pass%d", dir, pass) > 0);
+		assert_int_equal(mkdir(sub, 0700), 0);
+		struct nb_audit *log = NULL;
+		assert_int_equal(nb_audit_open(sub, KEY, NULL, &log, &e), 0);
+		/* Pass 0 measures a record with a 100-byte string; pass 1 fills it to the limit. */
+		size_t len = pass == 0 ? 100 : 100 + (NB_AUDIT_LINE_MAX - 1 - n0);
+		char *s = malloc(len + 2);
+		memset(s, 's', len + 1);
+		s[len + 1] = '\0';
+		_cleanup_json_ json_t *d = json_pack("{s:s#}", "x", s, (int)len + 1);
+		if (pass == 1)
+			assert_int_equal(nb_audit_append(log, "a", "b", "c", NB_AUDIT_ALLOWED, "r",
+							 d, NULL, &e),
+					 -EINVAL);
+		json_object_set_new(d, "x", json_stringn(s, len));
+		free(s);
+		/* A record before it, so the long one does not start at offset 0. */
+		assert_int_equal(
+			nb_audit_append(log, "a", "b", "c", NB_AUDIT_ALLOWED, "r", NULL, NULL, &e),
+			0);
+		assert_int_equal(
+			nb_audit_append(log, "a", "b", "c", NB_AUDIT_ALLOWED, "r", d, NULL, &e), 0);
+		assert_int_equal(nb_audit_close(log, &e), 0);
+		struct lines l = lines_read(sub);
+		assert_int_equal(l.n, 2);
+		if (pass == 0)
+			n0 = strlen(l.v[1]);
+		else
+			assert_int_equal(strlen(l.v[1]) + 1, NB_AUDIT_LINE_MAX);
+		lines_free(&l);
+		if (pass == 1) {
+			fill(sub, 1); /* reopens: the tail window must hold the whole line */
+			fill(sub, 1); /* and again, with the long line no longer last */
+			expect_ok(sub, KEY, 4);
+		}
+	}
 }
 
 /* ---- crashes and recovery ---- */
@@ -1147,6 +1199,26 @@ test_recover_refuses_tampering(void **state)
 	assert_int_equal(access(lp, F_OK), 0);
 }
 
+static void
+test_recover_without_log(void **state)
+{
+	const char *dir = *state;
+	struct nb_audit_report rep;
+	struct nb_err e = { 0 };
+	/* Nothing there: nothing to do, and nothing created. */
+	assert_int_equal(nb_audit_recover(dir, KEY, &rep, &e), 0);
+	assert_string_equal(rep.msg, "nothing to recover: there is no log");
+	_cleanup_free_ char *lp = path_in(dir, NB_AUDIT_LOG_NAME);
+	assert_int_equal(access(lp, F_OK), -1);
+	/* A deleted log is not a crash. */
+	fill(dir, 2);
+	assert_int_equal(unlink(lp), 0);
+	assert_int_equal(nb_audit_recover(dir, KEY, &rep, &e), -EBADMSG);
+	assert_string_equal(e.msg, "audit: recover: refusing: there is no log but the signed head "
+				   "says 2 records (log deleted?)");
+	assert_int_equal(access(lp, F_OK), -1);
+}
+
 /* ---- sync policies ---- */
 
 static void
@@ -1159,9 +1231,9 @@ test_batch_mode(void **state)
 	assert_int_equal(nb_audit_open(dir, KEY, &o, &log, &e), 0);
 	assert_int_equal(nb_audit_flush_due(log), -1);
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(nb_audit_append(log, "a", "b", "c", NB_AUDIT_ALLOWED, "d", NULL,
-						 NULL, &e),
-				 0);
+		assert_int_equal(
+			nb_audit_append(log, "a", "b", "c", NB_AUDIT_ALLOWED, "d", NULL, NULL, &e),
+			0);
 	long due = nb_audit_flush_due(log);
 	assert_true(due > 0 && due <= 200);
 	/* Written but not signed yet: a static verify says so. */
@@ -1357,9 +1429,11 @@ main(void)
 		T(test_insecure_log_refused),
 		T(test_key_file),
 		T(test_field_validation),
+		T(test_line_at_limit),
 		T(test_partial_last_line_and_recover),
 		T(test_unsigned_tail_recover),
 		T(test_recover_refuses_tampering),
+		T(test_recover_without_log),
 		T(test_batch_mode),
 		T(test_live_verify),
 		T(test_iter_filter),

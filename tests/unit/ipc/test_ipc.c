@@ -5,7 +5,8 @@
  *   fixture     a server with test methods, run by nb_ipc_server_dispatch() in its own thread
  *   raw         a raw socket client, for bytes the library client would never send
  *   wire        round trip, params, every JSON-RPC error code, notifications, size limits
- *   abuse       slow, silent and non-reading clients; max_clients; peers refused
+ *   abuse       slow, silent and non-reading clients; max_clients and thousands of idle
+ *               connections; peers refused
  *   socket      file and directory modes, stale and live sockets, SO_PEERCRED
  *   streams     deferred replies, notifications to a client, cancel when the client goes
  *   load        1000 sequential calls, 50 concurrent clients
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -68,7 +70,7 @@ sleep_ms(long ms)
 static struct nb_ipc_call *followers[MAX_FOLLOWERS];
 static size_t nfollowers;
 static atomic_int cancelled; /* follows whose client went away */
-static int notes;            /* "note" notifications received */
+static int notes;	     /* "note" notifications received */
 static struct nb_ipc_call *hung[MAX_FOLLOWERS];
 static size_t nhung;
 
@@ -270,10 +272,10 @@ add_methods(struct nb_ipc_server *s)
 		const char *name;
 		nb_ipc_handler_fn fn;
 	} table[] = {
-		{ "echo", m_echo },     { "add", m_add },     { "whoami", m_whoami },
-		{ "big", m_big },       { "fail", m_fail },   { "stats", m_stats },
-		{ "follow", m_follow }, { "emit", m_emit },   { "end", m_end },
-		{ "stream", m_stream }, { "hang", m_hang },   { "note", m_note },
+		{ "echo", m_echo },	{ "add", m_add },   { "whoami", m_whoami },
+		{ "big", m_big },	{ "fail", m_fail }, { "stats", m_stats },
+		{ "follow", m_follow }, { "emit", m_emit }, { "end", m_end },
+		{ "stream", m_stream }, { "hang", m_hang }, { "note", m_note },
 	};
 	struct nb_err e = { 0 };
 	for (size_t i = 0; i < NB_ARRAY_SIZE(table); i++)
@@ -498,7 +500,8 @@ raw_expect_closed(int fd, int timeout_ms)
 		int left = (int)(deadline - now_ms());
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (left <= 0 || poll(&p, 1, left) == 0)
-			fail_msg("the server did not close the connection within %d ms", timeout_ms);
+			fail_msg("the server did not close the connection within %d ms",
+				 timeout_ms);
 		ssize_t r = recv(fd, buf, sizeof(buf), 0);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))
 			return;
@@ -566,7 +569,8 @@ test_params(void **state)
 		{ "[2]", "invalid params: \"b\" is missing" },
 		{ "{\"a\":1}", "invalid params: \"b\" is missing" },
 		{ "[\"2\",3]", "invalid params: \"a\" must be an integer, not a string" },
-		{ "{\"a\":1,\"b\":2.5}", "invalid params: \"b\" must be an integer, not a real number" },
+		{ "{\"a\":1,\"b\":2.5}",
+		  "invalid params: \"b\" must be an integer, not a real number" },
 		{ "{\"a\":1,\"b\":null}", "invalid params: \"b\" must be an integer, not null" },
 		{ "{\"a\":1,\"b\":2,\"c\":3}", "invalid params: unknown parameter \"c\"" },
 		{ "[1,2,3]", "invalid params: at most 2 arguments, got 3" },
@@ -584,8 +588,8 @@ test_params(void **state)
 	/* A named-only parameter refuses positional params. */
 	_cleanup_json_ json_t *fp = json_pack("[i]", 1);
 	assert_int_equal(nb_ipc_call(c, "fail", fp, 2000, NULL, &e), -EINVAL);
-	assert_string_equal(e.msg,
-			    "invalid params: \"code\" must be given by name (params must be an object)");
+	assert_string_equal(
+		e.msg, "invalid params: \"code\" must be given by name (params must be an object)");
 	nb_ipc_client_free(c);
 	srv_stop(v);
 }
@@ -602,12 +606,12 @@ test_error_codes(void **state)
 	} cases[] = {
 		{ "{", NB_IPC_PARSE_ERROR, "null", "parse error" },
 		{ "not json", NB_IPC_PARSE_ERROR, "null", "parse error" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"} x", NB_IPC_PARSE_ERROR, "null",
-		  NULL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"} x", NB_IPC_PARSE_ERROR,
+		  "null", NULL },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":4,\"id\":5,\"method\":\"echo\"}", NB_IPC_PARSE_ERROR,
 		  "null", "parse error" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}", NB_IPC_PARSE_ERROR, "null",
-		  NULL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}", NB_IPC_PARSE_ERROR,
+		  "null", NULL },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\u0000b\"}", NB_IPC_PARSE_ERROR,
 		  "null", NULL },
 		{ "[]", NB_IPC_INVALID_REQUEST, "null", "invalid request: batches" },
@@ -620,7 +624,8 @@ test_error_codes(void **state)
 		  "invalid request: \"jsonrpc\" must be \"2.0\"" },
 		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"echo\"}", NB_IPC_INVALID_REQUEST, "1",
 		  NULL },
-		{ "{\"jsonrpc\":2.0,\"id\":1,\"method\":\"echo\"}", NB_IPC_INVALID_REQUEST, "1", NULL },
+		{ "{\"jsonrpc\":2.0,\"id\":1,\"method\":\"echo\"}", NB_IPC_INVALID_REQUEST, "1",
+		  NULL },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"echo\"}", NB_IPC_INVALID_REQUEST,
 		  "null", "invalid request: \"id\" must be" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"echo\"}", NB_IPC_INVALID_REQUEST,
@@ -691,9 +696,9 @@ test_error_codes(void **state)
 	assert_int_equal(nb_ipc_call(c, "fail", fp, 2000, NULL, &e), -EREMOTEIO);
 	assert_string_equal(e.msg, "application");
 	assert_int_equal(nb_ipc_client_last_error(c)->code, 1);
-	assert_string_equal(json_string_value(
-				    json_object_get(nb_ipc_client_last_error(c)->data, "why")),
-			    "asked to");
+	assert_string_equal(
+		json_string_value(json_object_get(nb_ipc_client_last_error(c)->data, "why")),
+		"asked to");
 	_cleanup_json_ json_t *bp = json_pack("[i]", 70000);
 	assert_int_equal(nb_ipc_call(c, "big", bp, 2000, NULL, &e), -EIO);
 	/* Too large to send: refused by the client, connection intact. */
@@ -918,9 +923,10 @@ test_non_reader_dropped(void **state)
 	/* 60 replies of 60 KB: far over the kernel's buffers plus the 1 MiB queue. */
 	for (int i = 0; i < 60; i++) {
 		char req[128];
-		int n = snprintf(req, sizeof(req),
-				 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"big\",\"params\":[60000]}\n",
-				 i);
+		int n = snprintf(
+			req, sizeof(req),
+			"{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"big\",\"params\":[60000]}\n",
+			i);
 		if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
 			break; /* already dropped */
 	}
@@ -976,6 +982,50 @@ test_max_clients(void **state)
 	for (int i = 0; i < 6; i++)
 		nb_ipc_client_free(c[i]);
 	assert_true(wait_stat(v, "refused", 1) == 1);
+	srv_stop(v);
+}
+
+/* Thousands of connections that never say anything: the server keeps serving newcomers. */
+static void
+test_many_idle(void **state)
+{
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rlim_t want = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* Room for the server's 256 connections and some slack; at most 3000 idle clients. */
+	long n = (long)rl.rlim_cur - NB_IPC_DEFAULT_MAX_CLIENTS - 64;
+	n = n > 3000 ? 3000 : n;
+	if (n < 1000) {
+		print_message("SKIP: RLIMIT_NOFILE %llu leaves room for only %ld idle clients\n",
+			      (unsigned long long)rl.rlim_cur, n);
+		skip();
+	}
+	struct srv *v = srv_start(NULL);
+	int *fds = malloc((size_t)n * sizeof(int));
+	for (long i = 0; i < n; i++)
+		fds[i] = raw_connect(v->path);
+	int64_t t0 = now_ms();
+	struct nb_ipc_client *c = connect_ok(v->path);
+	call_echo_ok(c, 1);
+	int64_t took = now_ms() - t0;
+	if (took >= 1000)
+		fail_msg("a call took %lld ms beside %ld idle connections", (long long)took, n);
+	_cleanup_json_ json_t *res = NULL;
+	struct nb_err e = { 0 };
+	assert_int_equal(nb_ipc_call(c, "stats", NULL, 2000, &res, &e), 0);
+	assert_true(json_integer_value(json_object_get(res, "clients")) <=
+		    NB_IPC_DEFAULT_MAX_CLIENTS);
+	assert_true(json_integer_value(json_object_get(res, "evicted")) >=
+		    n - NB_IPC_DEFAULT_MAX_CLIENTS);
+	nb_ipc_client_free(c);
+	for (long i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
 	srv_stop(v);
 }
 
@@ -1198,7 +1248,8 @@ test_peercred_setuid(void **state)
 		print_message("SKIP: SO_PEERCRED from a setuid(65534) child needs root\n");
 		skip();
 	}
-	/* The nobody child must reach the socket: 0711 on the way, the socket 0660 for its group. */
+	/* The nobody child must reach the socket: 0711 on the way, the socket 0660 for its group.
+	 */
 	assert_int_equal(chmod(tmpdir, 0711), 0);
 	char dir[256], path[300];
 	snprintf(dir, sizeof(dir), "%s/pub", tmpdir);
@@ -1212,31 +1263,43 @@ test_peercred_setuid(void **state)
 	assert_int_equal(nb_ipc_server_listen(v->s, path, 0660, NOBODY, NULL, &e), 0);
 	srv_run(v);
 
+	/* The child reports over a pipe, not its exit status: under valgrind a forked child exits
+	 * with valgrind's error code for the parent's heap it inherited. */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-			_exit(10);
-		struct nb_err ce = { 0 };
-		struct nb_ipc_client *c = nb_ipc_connect(path, 2000, &ce);
-		if (!c) {
-			fprintf(stderr, "child: %s\n", ce.msg);
-			_exit(11);
-		}
+		close(pfd[0]);
+		char verdict = 0;
+		struct nb_ipc_client *c = NULL;
 		json_t *res = NULL;
-		if (nb_ipc_call(c, "whoami", NULL, 2000, &res, &ce) < 0)
-			_exit(12);
-		if (json_integer_value(json_object_get(res, "uid")) != NOBODY ||
-		    json_integer_value(json_object_get(res, "gid")) != NOBODY)
-			_exit(13);
-		if (json_integer_value(json_object_get(res, "pid")) != getpid())
-			_exit(14);
-		_exit(0);
+		struct nb_err ce = { 0 };
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			verdict = 10;
+		else if (!(c = nb_ipc_connect(path, 2000, &ce)))
+			verdict = 11;
+		else if (nb_ipc_call(c, "whoami", NULL, 2000, &res, &ce) < 0)
+			verdict = 12;
+		else if (json_integer_value(json_object_get(res, "uid")) != NOBODY ||
+			 json_integer_value(json_object_get(res, "gid")) != NOBODY)
+			verdict = 13;
+		else if (json_integer_value(json_object_get(res, "pid")) != getpid())
+			verdict = 14;
+		if (verdict)
+			fprintf(stderr, "child: verdict %d: %s\n", verdict, ce.msg);
+		json_decref(res);
+		nb_ipc_client_free(c);
+		ssize_t w = write(pfd[1], &verdict, 1);
+		_exit(w == 1 ? 0 : 1);
 	}
+	close(pfd[1]);
+	char verdict = -1;
+	assert_int_equal(read(pfd[0], &verdict, 1), 1);
+	close(pfd[0]);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(verdict, 0);
 	srv_stop(v);
 	chmod(tmpdir, 0700);
 }
@@ -1263,8 +1326,7 @@ static void
 on_tick(const char *method, json_t *params, void *data)
 {
 	struct ticks *t = data;
-	if (strcmp(method, "tick") != 0 ||
-	    json_integer_value(json_object_get(params, "i")) != t->n)
+	if (strcmp(method, "tick") != 0 || json_integer_value(json_object_get(params, "i")) != t->n)
 		t->bad++;
 	t->n++;
 }
@@ -1416,17 +1478,19 @@ test_feed(void **state)
 	nfollowers = 0;
 	atomic_store(&cancelled, 0);
 	struct nb_ipc_peer peer = { .pid = 1, .uid = 2, .gid = 3 };
-	const char *in = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"whoami\"}\n"
-			 "\r\n"
-			 "{\"jsonrpc\":\"2.0\",\"method\":\"note\"}\n"
-			 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"add\",\"params\":[1,2]}\r\n"
-			 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"follow\"}\n"
-			 "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"emit\",\"params\":[\"x\"]}\n"
-			 "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\"}"; /* no newline: dropped */
+	const char *in =
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"whoami\"}\n"
+		"\r\n"
+		"{\"jsonrpc\":\"2.0\",\"method\":\"note\"}\n"
+		"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"add\",\"params\":[1,2]}\r\n"
+		"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"follow\"}\n"
+		"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"emit\",\"params\":[\"x\"]}\n"
+		"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\"}"; /* no newline: dropped */
 	for (size_t chunk = 0; chunk < 4; chunk++) {
 		char *out = NULL;
 		size_t len = 0;
-		assert_int_equal(nb_ipc_server_feed(s, &peer, in, strlen(in), chunk, &out, &len), 0);
+		assert_int_equal(nb_ipc_server_feed(s, &peer, in, strlen(in), chunk, &out, &len),
+				 0);
 		assert_int_equal(strlen(out), len);
 		/* whoami, add, the log notification, emit's reply; follow stays open. */
 		assert_int_equal(count_lines(out), 4);
@@ -1478,27 +1542,17 @@ main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_params),
-		cmocka_unit_test(test_error_codes),
-		cmocka_unit_test(test_notifications),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_oversize_keeps_serving),
-		cmocka_unit_test(test_slow_client),
-		cmocka_unit_test(test_stall_timeout),
-		cmocka_unit_test(test_idle_timeout),
-		cmocka_unit_test(test_non_reader_dropped),
-		cmocka_unit_test(test_max_clients),
-		cmocka_unit_test(test_peer_refused),
-		cmocka_unit_test(test_client_errors),
-		cmocka_unit_test(test_socket_modes),
-		cmocka_unit_test(test_stale_and_live),
-		cmocka_unit_test(test_peercred),
-		cmocka_unit_test(test_peercred_setuid),
-		cmocka_unit_test(test_streams),
-		cmocka_unit_test(test_sequential),
-		cmocka_unit_test(test_concurrent),
-		cmocka_unit_test(test_feed),
+		cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_params),
+		cmocka_unit_test(test_error_codes),  cmocka_unit_test(test_notifications),
+		cmocka_unit_test(test_size_limit),   cmocka_unit_test(test_oversize_keeps_serving),
+		cmocka_unit_test(test_slow_client),  cmocka_unit_test(test_stall_timeout),
+		cmocka_unit_test(test_idle_timeout), cmocka_unit_test(test_non_reader_dropped),
+		cmocka_unit_test(test_max_clients),  cmocka_unit_test(test_many_idle),
+		cmocka_unit_test(test_peer_refused), cmocka_unit_test(test_client_errors),
+		cmocka_unit_test(test_socket_modes), cmocka_unit_test(test_stale_and_live),
+		cmocka_unit_test(test_peercred),     cmocka_unit_test(test_peercred_setuid),
+		cmocka_unit_test(test_streams),	     cmocka_unit_test(test_sequential),
+		cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_feed),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	rm_tree(tmpdir);
