@@ -242,8 +242,8 @@ agent_load(struct nulld *d, const char *path, const char *name, struct nb_err *e
 	return u;
 }
 
-static bool
-valid_name(const char *s)
+bool
+nulld_agent_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > NB_AGENT_NAME_MAX)
@@ -258,7 +258,7 @@ valid_name(const char *s)
 struct nulld_unit *
 nulld_agent_add(struct nulld *d, const char *path, const char *name, struct nb_err *e)
 {
-	if (name && !valid_name(name)) {
+	if (name && !nulld_agent_valid_name(name)) {
 		nb_err_set(e, EINVAL, "name: 1-64 characters of A-Z a-z 0-9 _ -");
 		return NULL;
 	}
@@ -282,6 +282,11 @@ nulld_agent_remove(struct nulld *d, struct nulld_unit *u, struct nb_err *e)
 		nulld_agent_pause(d, u, false, e);
 	u->want_down = true;
 	u->removed = true;
+	/* A running agent's stop is audited as it is signalled (hook_stopping); one that is not
+	 * running (backoff, held, down) is audited here. */
+	if (u->pid <= 0)
+		nulld_audit(d, "nulld", "agent.stop", u->name, NB_AUDIT_ALLOWED, NULL,
+			    "asked; it was not running (%s)", nulld_unit_state_name(u->state));
 	nulld_unit_stop(d, u);
 	registry_remove(d, u->name);
 	return 0;
@@ -355,7 +360,7 @@ nulld_agents_init(struct nulld *d, struct nb_err *e)
 		_cleanup_json_ json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 		const char *name = NULL, *manifest = NULL;
 		if (!o || json_unpack(o, "{s:s, s:s}", "name", &name, "manifest", &manifest) < 0 ||
-		    !valid_name(name)) {
+		    !nulld_agent_valid_name(name)) {
 			log_err("%s: not an agent record, skipped", path);
 			continue;
 		}

@@ -116,16 +116,56 @@ feed_followers(struct nulld_auditlog *a)
 	sweep_followers(a);
 }
 
+/*
+ * Copies @in to @out with control characters (C0, DEL, C1) and invalid UTF-8 bytes written as
+ * \xNN: an agent's name or a path from a request must not be able to drop a record (lib/audit
+ * refuses control characters) nor drive a terminal that shows it. Never empty: "-" for "".
+ */
+static const char *
+clean_field(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)in;
+	while (*p && o + 5 < len) {
+		size_t n = *p < 0x80	     ? 1
+			   : (*p >> 5) == 6  ? 2
+			   : (*p >> 4) == 14 ? 3
+			   : (*p >> 3) == 30 ? 4
+					     : 0;
+		bool ok = n > 0;
+		for (size_t k = 1; ok && k < n; k++)
+			ok = (p[k] >> 6) == 2;
+		bool ctl = *p < 0x20 || *p == 0x7f || (n == 2 && *p == 0xc2 && p[1] < 0xa0);
+		if (!ok || ctl) {
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p);
+			p++;
+			continue;
+		}
+		if (o + n >= len)
+			break;
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	out[o] = '\0';
+	if (o == 0)
+		snprintf(out, len, "-");
+	return out;
+}
+
 void
-nulld_audit(struct nulld *d, const char *actor, const char *action, const char *object,
+nulld_audit(struct nulld *d, const char *actor_in, const char *action, const char *object_in,
 	    enum nb_audit_verdict v, json_t *detail, const char *fmt, ...)
 {
 	struct nulld_auditlog *a = d->audit;
-	char reason[1024];
+	char raw[1024], reason[1024], actor[256], object[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	clean_field(raw, reason, sizeof(reason));
+	clean_field(actor_in, actor, sizeof(actor));
+	clean_field(object_in, object, sizeof(object));
 	if (!a) {
 		log_warn("audit log not open: %s %s %s %s: %s", actor, action, object,
 			 nb_audit_verdict_name(v), reason);

@@ -27,16 +27,45 @@ struct control {
 	struct nulld *d;
 };
 
+/* True if @pid's supplementary groups (or its primary @gid) include @want. */
+static bool
+peer_in_group(pid_t pid, gid_t gid, gid_t want)
+{
+	if (gid == want)
+		return true;
+	char path[64], line[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (char *tok = strtok(line + 7, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			if ((gid_t)strtoul(tok, NULL, 10) == want)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Who may control nulld: root, nulld's own uid, and members of --control-group. The socket's
+ * mode is the first gate; this check at accept, on the kernel's SO_PEERCRED, is the one that
+ * counts. Supplementary groups are read from /proc/PID/status at accept (a process cannot
+ * change them without privilege).
+ */
 static bool
 allow_peer(const struct nb_ipc_peer *peer, void *tag, void *data)
 {
 	struct nulld *d = data;
 	if (peer->uid == 0 || peer->uid == geteuid())
 		return true;
+	if (d->opt.control_gid != (gid_t)-1 &&
+	    peer_in_group(peer->pid, peer->gid, d->opt.control_gid))
+		return true;
 	char who[64];
 	snprintf(who, sizeof(who), "uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
 	nulld_audit(d, "nulld", "control.connect", who, NB_AUDIT_DENIED, NULL,
-		    "only root and uid %u may control nulld", (unsigned)geteuid());
+		    "only root, uid %u and the control group may control nulld",
+		    (unsigned)geteuid());
 	return false;
 }
 
@@ -216,6 +245,10 @@ m_agent_logs(struct nb_ipc_call *call, json_t *params, json_t **result, struct n
 		return r;
 	if (lines < 0 || lines > 100000)
 		return nb_ipc_error_set(err, NB_IPC_INVALID_PARAMS, "lines: 0 to 100000");
+	/* The name becomes part of a path: only what an agent name may be. */
+	if (!nulld_agent_valid_name(name))
+		return nb_ipc_error_set(err, NB_IPC_INVALID_PARAMS,
+					"name: 1-64 characters of A-Z a-z 0-9 _ -");
 	struct nulld *d = D(call);
 	struct nulld_unit *u = nulld_agent_find(d, name);
 	_cleanup_free_ char *tail = nulld_agent_log_tail(d, name, (int)lines);
@@ -353,6 +386,53 @@ m_service_restart(struct nb_ipc_call *call, json_t *params, json_t **result,
 	return nb_ipc_error_set(err, CTL_ERR_NOT_FOUND, "no service named %s", name);
 }
 
+/*
+ * audit.append: a service's own records. The actor is the service the caller *is* (its pid is a
+ * unit nulld started), never a name from the request: a service cannot write as another.
+ */
+static int
+m_audit_append(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_ipc_error *err)
+{
+	static const char *const names[] = { "action", "object", "verdict", "reason", "detail" };
+	const char *action = NULL, *object = NULL, *verdict = NULL, *reason = NULL;
+	json_t *detail = NULL;
+	int r = nb_ipc_params_check(params, names, 5, err);
+	if (r == 0)
+		r = nb_ipc_param_string(params, "action", 0, true, &action, err);
+	if (r >= 0)
+		r = nb_ipc_param_string(params, "object", 1, true, &object, err);
+	if (r >= 0)
+		r = nb_ipc_param_string(params, "verdict", 2, true, &verdict, err);
+	if (r >= 0)
+		r = nb_ipc_param_string(params, "reason", 3, true, &reason, err);
+	if (r >= 0)
+		r = nb_ipc_param_json(params, "detail", 4, JSON_OBJECT, false, &detail, err);
+	if (r < 0)
+		return r;
+	struct nulld *d = D(call);
+	const struct nb_ipc_peer *peer = nb_ipc_call_peer(call);
+	const struct nulld_unit *svc = NULL;
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->units[i]->pid > 0 && d->units[i]->pid == peer->pid)
+			svc = d->units[i];
+	if (!svc) {
+		char who[64];
+		nulld_audit(d, "nulld", "audit.append", caller(call, who, sizeof(who)),
+			    NB_AUDIT_DENIED, NULL, "not a service of this nulld");
+		return nb_ipc_error_set(err, CTL_ERR_FAILED,
+					"only services started by nulld may append audit records");
+	}
+	enum nb_audit_verdict v;
+	struct nb_err e = { 0 };
+	if (nb_audit_verdict_parse(verdict, &v, &e) < 0)
+		return nb_ipc_error_set(err, NB_IPC_INVALID_PARAMS,
+					"verdict: allowed, denied or deferred (got %.32s)",
+					verdict);
+	nulld_audit(d, svc->name, action, object, v, detail, "%s", reason);
+	*result = json_object();
+	return NB_IPC_OK;
+}
+
 static int
 m_shutdown(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_ipc_error *err)
 {
@@ -389,6 +469,7 @@ nulld_control_open(struct nulld *d, struct nb_err *e)
 		{ "agent.logs", m_agent_logs },
 		{ "audit.query", m_audit_query },
 		{ "audit.verify", m_audit_verify },
+		{ "audit.append", m_audit_append },
 		{ "service.restart", m_service_restart },
 		{ "shutdown", m_shutdown },
 	};
@@ -406,7 +487,9 @@ nulld_control_open(struct nulld *d, struct nb_err *e)
 	for (size_t i = 0; i < NB_ARRAY_SIZE(methods); i++)
 		if (nb_ipc_server_add_method(c->srv, methods[i].name, methods[i].fn, d, e) < 0)
 			return nb_err_set(e, ENOMEM, "out of memory");
-	int r = nb_ipc_server_listen(c->srv, d->opt.socket_path, 0600, (gid_t)-1, NULL, e);
+	bool group = d->opt.control_gid != (gid_t)-1;
+	int r = nb_ipc_server_listen(c->srv, d->opt.socket_path, group ? 0660 : 0600,
+				     d->opt.control_gid, NULL, e);
 	if (r < 0)
 		return r;
 	c->w = (struct nulld_watch){ NULLD_W_EXTERNAL, NULL, on_control };

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,10 +95,12 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "control-group", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *state_dir = DEFAULT_STATE_DIR, *config = NULL, *socket_path = NULL;
+	const char *control_group = NULL;
 	bool pid1 = getpid() == 1;
 	int o;
 	nb_log_init("nulld");
@@ -113,6 +116,9 @@ main(int argc, char **argv)
 			socket_path = optarg;
 			break;
 		case 'f':
+			break;
+		case 'g':
+			control_group = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -168,7 +174,18 @@ main(int argc, char **argv)
 
 	struct nulld_options opt = { .state_dir = state_abs,
 				     .socket_path = socket_path,
-				     .pid1 = pid1 };
+				     .pid1 = pid1,
+				     .control_gid = (gid_t)-1 };
+	if (control_group) {
+		struct group *g = getgrnam(control_group);
+		if (!g) {
+			nulld_config_free(&c);
+			snprintf(conf, sizeof(conf), "--control-group: no group named %.64s",
+				 control_group);
+			return fatal(pid1, conf);
+		}
+		opt.control_gid = g->gr_gid;
+	}
 	r = nulld_supervise(&c, &opt, &e);
 	nulld_config_free(&c);
 	if (r < 0)

@@ -64,6 +64,7 @@ struct nulld_options {
 	const char *state_dir;
 	const char *socket_path;
 	bool pid1;
+	gid_t control_gid; /* members may control nulld too; (gid_t)-1: root only */
 };
 
 /*

@@ -47,6 +47,8 @@ void nulld_agents_free(struct nulld *d);
 struct nulld_unit *nulld_agent_add(struct nulld *d, const char *path, const char *name,
 				   struct nb_err *e);
 struct nulld_unit *nulld_agent_find(struct nulld *d, const char *name);
+/* [A-Za-z0-9_-]{1,64}, the manifest's rule for agent names. */
+bool nulld_agent_valid_name(const char *s);
 /* Stops the agent and forgets it (state dir entry removed); its logs stay. */
 int nulld_agent_remove(struct nulld *d, struct nulld_unit *u, struct nb_err *e);
 int nulld_agent_pause(struct nulld *d, struct nulld_unit *u, bool pause, struct nb_err *e);

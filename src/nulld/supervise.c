@@ -173,8 +173,7 @@ on_log(struct nulld *d, struct nulld_unit *u)
 /* ---- start ---- */
 
 static _Noreturn void
-exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool notify,
-	   pid_t parent)
+exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool notify, pid_t parent)
 {
 	sigset_t none;
 	sigemptyset(&none);

@@ -211,14 +211,25 @@ fixed_chain(const uint8_t *data, size_t size)
 	}
 }
 
+static char head_dir[] = "/tmp/fuzz-audit.XXXXXX";
+static char head[sizeof(head_dir) + 16];
+
+/* Leaves no scratch directory behind, run after run. */
+static void
+remove_head_dir(void)
+{
+	unlink(head);
+	rmdir(head_dir);
+}
+
 static void
 as_head(const uint8_t *data, size_t size)
 {
-	static char dir[] = "/tmp/fuzz-audit.XXXXXX";
-	static char head[sizeof(dir) + 16];
+	const char *dir = head_dir;
 	if (head[0] == '\0') {
-		CHECK(mkdtemp(dir));
-		snprintf(head, sizeof(head), "%s/%s", dir, NB_AUDIT_HEAD_NAME);
+		CHECK(mkdtemp(head_dir));
+		snprintf(head, sizeof(head), "%s/%s", head_dir, NB_AUDIT_HEAD_NAME);
+		atexit(remove_head_dir);
 	}
 	int fd = open(head, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);

@@ -157,6 +157,19 @@ service_is() { [ "$(service_field "$1" state)" = "$2" ]; }
 agent_is() { [ "$(agent_state "$1")" = "$2" ]; }
 agent_restarts_at_least() { [ "$(ctl --json agent status "$1" | json_get restarts)" -ge "$2" ]; }
 
+# audit_match KEY=VALUE...: some record of the last audit_has output has all these fields.
+audit_match() {
+	python3 - "$W/audit.out" "$@" <<'PY'
+import json, sys
+want = dict(a.split("=", 1) for a in sys.argv[2:])
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if all(str(r.get(k)) == v for k, v in want.items()):
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
 audit_has() {
 	ctl --json audit "$@" >"$W/audit.out" 2>&1 || return 1
 	return 0
@@ -422,6 +435,77 @@ t_nullctl_non_root_refused() {
 		"$NULLBOX_NULLCTL" --socket "$S/nulld.sock" status >"$W/out" 2>&1 || rc=$?
 	[ "$rc" = 1 ] || die "a non-root user controlled nulld (exit $rc)"
 	nd_stop
+}
+
+# --control-group: a member (uid 65534 in nogroup) may control nulld; without it, refused.
+t_nullctl_control_group() {
+	"$NULLBOX_NULLD" --state-dir "$S" --control-group nogroup >>"$W/nulld.log" 2>&1 &
+	NULLD_PID=$!
+	wait_for 5 ctl status || die "nulld did not start"
+	[ "$(stat -c %a:%G "$S/nulld.sock")" = "660:nogroup" ] ||
+		die "socket is $(stat -c %a:%G "$S/nulld.sock"), expected 660:nogroup"
+	chmod 0711 "$S"
+	setpriv --reuid 65534 --regid 65534 --clear-groups \
+		"$NULLBOX_NULLCTL" --socket "$S/nulld.sock" status >"$W/out" 2>&1 ||
+		die "a member of the control group was refused: $(cat "$W/out")"
+	nd_stop
+}
+
+# A service appends its own audit records; the actor is the service nulld knows by its pid, not
+# a name from the request. A process that is no service of nulld is refused, and that is audited.
+t_audit_append_from_service() {
+	cat >"$W/svc.py" <<'PY'
+import json, os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["NULLBOX_SOCKET"])
+req = {"jsonrpc": "2.0", "id": 1, "method": "audit.append", "params": {
+    "action": "secret.read", "object": "OPENAI_API_KEY", "verdict": "allowed",
+    "reason": "for api.openai.com", "detail": {"host": "api.openai.com"}}}
+s.sendall((json.dumps(req) + "\n").encode())
+print(s.makefile().readline(), flush=True)
+os.write(int(os.environ["NULLBOX_READY_FD"]), b"ready\n")
+time.sleep(1000)
+PY
+	printf '[service.warden]\nbinary = "/usr/bin/python3"\nargs = ["%s"]\n' "$W/svc.py" >"$W/nulld.toml"
+	nd_start "$W/nulld.toml"
+	wait_for 5 service_is 0 up || die "the service never got ready"
+	audit_has --agent warden || die "audit query failed"
+	audit_match actor=warden action=secret.read object=OPENAI_API_KEY ||
+		die "the service's record is missing or has another actor: $(cat "$W/audit.out")"
+	python3 - "$S/nulld.sock" <<'PY' >"$W/out"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"audit.append","params":{"action":"x","object":"y","verdict":"allowed","reason":"forged"}}\n')
+print(s.makefile().readline())
+PY
+	grep -q '"error"' "$W/out" || die "a non-service appended an audit record: $(cat "$W/out")"
+	audit_has --verdict denied && audit_match action=audit.append ||
+		die "the refused append was not audited"
+	nd_stop
+	check_clean
+}
+
+# Stopping an agent that is not running (here: in backoff after a refused sandbox) is audited,
+# and a name full of terminal escapes is recorded escaped, not dropped.
+t_audit_stop_and_escapes() {
+	local a="b-$NAME_TAG"
+	agent_dir "$a" "$(printf '[capabilities.filesystem]\nread = ["/proc"]')"
+	nd_start
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	wait_for 10 sh -c "\"$NULLBOX_NULLCTL\" --state-dir \"$S\" --json agent status $a | grep -q backoff" ||
+		die "the agent never went to backoff"
+	ctl agent stop "$a" >/dev/null || die "stop refused"
+	audit_has && audit_match action=agent.stop object="$a" ||
+		die "stopping an agent in backoff was not audited"
+	local rc=0
+	ctl agent start "$W/$a" --name "$(printf 'ev\033[31mil')" >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 1 ] || die "a name with an escape was accepted"
+	audit_has --verdict denied && audit_match action=agent.start object='ev\x1b[31mil' ||
+		die "the refused start with an escaped name was not audited: $(tail -3 "$W/audit.out")"
+	ctl audit verify >/dev/null || die "the log does not verify"
+	nd_stop
+	check_clean
 }
 
 t_nullctl_usage() {
