@@ -508,6 +508,34 @@ t_audit_stop_and_escapes() {
 	check_clean
 }
 
+# Streams: `agent logs --follow` prints what the agent writes as it writes it, and
+# `audit --follow` prints records as nulld appends them.
+t_nullctl_follow_streams() {
+	local a="f-$NAME_TAG" lp ap
+	agent_dir "$a"
+	nd_start
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	"$NULLBOX_NULLCTL" --state-dir "$S" agent logs "$a" --follow >"$W/follow.log" 2>&1 &
+	lp=$!
+	"$NULLBOX_NULLCTL" --state-dir "$S" --json audit --follow >"$W/follow.audit" 2>&1 &
+	ap=$!
+	sleep 0.5
+	ctl agent pause "$a" >/dev/null || die "pause refused"
+	ctl agent resume "$a" >/dev/null || die "resume refused"
+	sleep 1.5
+	kill -TERM "$lp" "$ap"
+	wait "$lp" || die "logs --follow did not end cleanly on SIGTERM"
+	wait "$ap" || die "audit --follow did not end cleanly on SIGTERM"
+	[ "$(grep -c '^tick ' "$W/follow.log")" -ge 5 ] ||
+		die "logs --follow printed too little: $(head -c 300 "$W/follow.log")"
+	grep -q '"action":"agent.pause"' "$W/follow.audit" ||
+		die "audit --follow did not stream the pause record: $(cat "$W/follow.audit")"
+	grep -q '"action":"agent.resume"' "$W/follow.audit" ||
+		die "audit --follow did not stream the resume record"
+	nd_stop
+	check_clean
+}
+
 t_nullctl_usage() {
 	local rc=0
 	ctl frobnicate >"$W/out" 2>&1 || rc=$?
