@@ -30,6 +30,23 @@
 int cage_config_from_manifest(const struct nb_manifest *m, char *const *cmd, struct cage_config *c,
 			      struct nb_err *e);
 
+/* Where the agent finds its ctxgraph socket inside the sandbox. */
+#define CAGE_CTX_SOCKET "/run/nullbox/ctxgraph.sock"
+
+/*
+ * The agent's credentials (the manifest's credential_refs) in its environment. Each NAME gets a
+ * placeholder, never a real secret: the one in @placeholders ("NAME=NULLBOX_PLACEHOLDER_x", as
+ * nulld passes them, so egress can swap them later), else one cage makes up. A real value goes
+ * in only when cage's own environment holds NULLBOX_INJECT_NAME (nulld sets it for a secret with
+ * inject = "env"; never argv, which every user can read); cage's copy is wiped. A NAME that is not
+ * among credential_refs, or a malformed placeholder, is refused. Returns 0 or -errno with @e set.
+ */
+int cage_config_credentials(struct cage_config *c, const struct nb_manifest *m,
+			    char *const *placeholders, struct nb_err *e);
+
+/* Checks @path (a Unix socket, no symlink on the way) and records it in @c. */
+int cage_config_ctx_socket(struct cage_config *c, const char *path, struct nb_err *e);
+
 /*
  * Builds the sandbox's root file system from @c and moves the calling process into it
  * (pivot_root, old root detached). Must run in a fresh mount namespace as (namespace) root.

@@ -52,6 +52,7 @@ struct cage_config {
 	gid_t gid;
 
 	char *seccomp_profile; /* path of the text profile on the host */
+	char *ctx_socket;      /* host path of the agent's ctxgraph socket, or NULL */
 };
 
 void cage_config_free(struct cage_config *c);

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -289,6 +290,105 @@ fail:
 	return r;
 }
 
+static bool
+placeholder_ok(const char *v)
+{
+	static const char prefix[] = "NULLBOX_PLACEHOLDER_";
+	size_t n = strlen(v);
+	if (strncmp(v, prefix, sizeof(prefix) - 1) != 0 || n == sizeof(prefix) - 1 || n > 160)
+		return false;
+	for (v += sizeof(prefix) - 1; *v; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+		      (*v >= '0' && *v <= '9') || *v == '_'))
+			return false;
+	return true;
+}
+
+static size_t
+strv_len(char **v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+int
+cage_config_credentials(struct cage_config *c, const struct nb_manifest *m,
+			char *const *placeholders, struct nb_err *e)
+{
+	size_t n = strv_len(c->envp);
+	for (char *const *p = placeholders; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		bool known = false;
+		for (char **r = m->credential_refs; eq && *r; r++)
+			known |= strlen(*r) == (size_t)(eq - *p) && strncmp(*r, *p, eq - *p) == 0;
+		if (!eq || !known)
+			return nb_err_set(
+				e, EINVAL,
+				"--placeholder %.*s: not one of the manifest's credential_refs",
+				eq ? (int)(eq - *p) : 64, *p);
+		if (!placeholder_ok(eq + 1))
+			return nb_err_set(
+				e, EINVAL,
+				"--placeholder %.*s: the value must be NULLBOX_PLACEHOLDER_ "
+				"followed by letters, digits or _",
+				(int)(eq - *p), *p);
+	}
+	for (char **r = m->credential_refs; *r; r++) {
+		char inject[200], buf[4200];
+		snprintf(inject, sizeof(inject), "NULLBOX_INJECT_%s", *r);
+		char *real = getenv(inject);
+		const char *value = NULL;
+		size_t len = strlen(*r);
+		for (char *const *p = placeholders; !value && p && *p; p++)
+			if (strncmp(*p, *r, len) == 0 && (*p)[len] == '=')
+				value = *p + len + 1;
+		char made[64];
+		if (!value) {
+			uint8_t rnd[16];
+			if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+				return nb_err_setp(e, errno, "credentials: getrandom");
+			int k = snprintf(made, sizeof(made), "NULLBOX_PLACEHOLDER_");
+			for (size_t i = 0; i < sizeof(rnd); i++)
+				k += snprintf(made + k, sizeof(made) - (size_t)k, "%02x", rnd[i]);
+			value = made;
+		}
+		if (real) {
+			/* inject = "env": the real value, asked for explicitly (and audited by
+			 * nulld). */
+			snprintf(buf, sizeof(buf), "%s=%s", *r, real);
+			explicit_bzero(real, strlen(real));
+			unsetenv(inject);
+		} else {
+			snprintf(buf, sizeof(buf), "%s=%s", *r, value);
+		}
+		int rr = strv_push(&c->envp, &n, buf);
+		explicit_bzero(buf, sizeof(buf));
+		if (rr < 0)
+			return nb_err_set(e, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int
+cage_config_ctx_socket(struct cage_config *c, const char *path, struct nb_err *e)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!realpath(path, real) || stat(real, &st) < 0)
+		return nb_err_setp(e, errno, "--ctxgraph-socket %s", path);
+	if (strcmp(real, path) != 0)
+		return nb_err_set(e, ELOOP,
+				  "--ctxgraph-socket %s: resolves through a symlink to %s", path,
+				  real);
+	if (!S_ISSOCK(st.st_mode))
+		return nb_err_set(e, ENOTSOCK, "--ctxgraph-socket %s: not a Unix socket", path);
+	free(c->ctx_socket);
+	c->ctx_socket = strdup(real);
+	return c->ctx_socket ? 0 : nb_err_set(e, ENOMEM, "out of memory");
+}
+
 void
 cage_config_free(struct cage_config *c)
 {
@@ -303,5 +403,6 @@ cage_config_free(struct cage_config *c)
 	}
 	free(c->mounts);
 	free(c->seccomp_profile);
+	free(c->ctx_socket);
 	*c = (struct cage_config){ 0 };
 }

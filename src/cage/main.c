@@ -39,6 +39,9 @@ usage(FILE *f)
 		"      --json-fd N             write it to descriptor N instead (the agent shares\n"
 		"                              stdout and could print a look-alike line)\n"
 		"      --name NAME             the agent's name (default: the manifest's [agent] name)\n"
+		"      --placeholder NAME=VALUE  the placeholder the agent gets for credential NAME\n"
+		"                              (default: one cage makes up); repeatable\n"
+		"      --ctxgraph-socket PATH  bind this socket at " CAGE_CTX_SOCKET "\n"
 		"      --uid N, --gid N        the agent's ids (root only; default 65534)\n"
 		"      --seccomp-profile FILE  seccomp profile (default: the installed policy/cage.seccomp)\n"
 		"  -h, --help                  this help\n"
@@ -124,13 +127,17 @@ cmd_run(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-fd", required_argument, NULL, 'J' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "placeholder", required_argument, NULL, 'P' },
+		{ "ctxgraph-socket", required_argument, NULL, 'C' },
 		{ "uid", required_argument, NULL, 'u' },
 		{ "gid", required_argument, NULL, 'g' },
 		{ "seccomp-profile", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *manifest = NULL, *profile = NULL, *name = NULL;
+	const char *manifest = NULL, *profile = NULL, *name = NULL, *ctx_socket = NULL;
+	char *placeholders[65] = { 0 };
+	size_t n_placeholders = 0;
 	bool json = false, have_uid = false, have_gid = false;
 	int json_fd = STDOUT_FILENO;
 	unsigned uid = CAGE_DEFAULT_UID, gid = CAGE_DEFAULT_GID;
@@ -177,6 +184,16 @@ cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			profile = optarg;
+			break;
+		case 'P':
+			if (n_placeholders >= NB_ARRAY_SIZE(placeholders) - 1) {
+				fprintf(stderr, "cage: --placeholder: at most 64\n");
+				return 2;
+			}
+			placeholders[n_placeholders++] = optarg;
+			break;
+		case 'C':
+			ctx_socket = optarg;
 			break;
 		case 'n':
 			if (!valid_agent_name(optarg)) {
@@ -229,6 +246,10 @@ cmd_run(int argc, char **argv)
 		if (!c.seccomp_profile)
 			r = nb_err_set(&e, ENOMEM, "out of memory");
 	}
+	if (r == 0)
+		r = cage_config_credentials(&c, &m, placeholders, &e);
+	if (r == 0 && ctx_socket)
+		r = cage_config_ctx_socket(&c, ctx_socket, &e);
 	if (r == 0)
 		r = cage_run(&c, &res, &e);
 	if (r < 0 || e.code)

@@ -431,6 +431,23 @@ setup_masks(const struct cage_config *c, struct nb_err *e)
 	return 0;
 }
 
+/* The agent's own ctxgraph socket (its identity there), at a fixed place. */
+static int
+setup_ctx_socket(const struct cage_config *c, struct nb_err *e)
+{
+	int r = make_mountpoint(NEWROOT CAGE_CTX_SOCKET, false);
+	if (r < 0)
+		return nb_err_setp(e, -r, "rootfs: mount point %s", CAGE_CTX_SOCKET);
+	_cleanup_close_ int oldroot_fd = open(OLDROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int newroot_fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (oldroot_fd < 0 || newroot_fd < 0)
+		return nb_err_setp(e, errno, "rootfs: open roots");
+	/* Read-only is fine: connect(2) to a socket does not write the file system. */
+	return bind_host_path(
+		oldroot_fd, newroot_fd, c->ctx_socket, CAGE_CTX_SOCKET,
+		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, e);
+}
+
 /* ---- finish ---- */
 
 int
@@ -456,6 +473,8 @@ cage_rootfs_setup(const struct cage_config *c, struct nb_err *e)
 		r = setup_binds(c, e);
 	if (r == 0)
 		r = setup_masks(c, e);
+	if (r == 0 && c->ctx_socket)
+		r = setup_ctx_socket(c, e);
 	if (r < 0)
 		return r;
 	/* The root itself is read-only: the agent may create files only where it may write. */

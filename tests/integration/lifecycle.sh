@@ -185,6 +185,58 @@ t_refuse_uid_zero() {
 	grep -qF "an agent never runs as root" "$ERR" || fail "expected the reason on stderr"
 }
 
+# ---- credentials and the ctxgraph socket ----
+
+# credential_refs: the agent holds placeholders, never a secret; the one nulld passes is used,
+# the others are made up; a real value only through NULLBOX_INJECT_NAME in cage's environment.
+t_credentials_placeholders() {
+	sed -i 's/^\[capabilities\]$/[capabilities]\ncredential_refs = ["API_KEY", "OTHER_KEY"]/' \
+		"$T/agent/AGENT.toml"
+	env NULLBOX_INJECT_OTHER_KEY=the-real-secret "$NULLBOX_CAGE" run \
+		--manifest "$T/agent/AGENT.toml" --placeholder API_KEY=NULLBOX_PLACEHOLDER_given1 \
+		-- /agent/probe env >"$OUT" 2>"$ERR" || fail "cage failed"
+	grep -qx "API_KEY=NULLBOX_PLACEHOLDER_given1" "$OUT" || fail "the given placeholder is missing"
+	grep -qx "OTHER_KEY=the-real-secret" "$OUT" || fail "the injected value is missing"
+	RC=0
+	"$NULLBOX_CAGE" run --manifest "$T/agent/AGENT.toml" -- /agent/probe env >"$OUT" 2>"$ERR" ||
+		RC=$?
+	grep -qE "^API_KEY=NULLBOX_PLACEHOLDER_[0-9a-f]{32}$" "$OUT" ||
+		fail "expected a made-up placeholder for API_KEY"
+	grep -q "the-real-secret" "$OUT" && fail "a secret reached the agent without injection"
+	return 0
+}
+
+t_credentials_refused() {
+	sed -i 's/^\[capabilities\]$/[capabilities]\ncredential_refs = ["API_KEY"]/' \
+		"$T/agent/AGENT.toml"
+	run_cage --placeholder NOT_MINE=NULLBOX_PLACEHOLDER_x -- /agent/probe exit 0
+	expect_rc 125 "a placeholder for a credential the manifest does not name"
+	grep -qF "not one of the manifest's credential_refs" "$ERR" || fail "expected the reason"
+	run_cage --placeholder API_KEY=sk-live-secret -- /agent/probe exit 0
+	expect_rc 125 "a real-looking value passed as a placeholder"
+}
+
+# --ctxgraph-socket: the socket appears at /run/nullbox/ctxgraph.sock and the agent can connect.
+t_ctxgraph_socket_bound() {
+	local sock=$T/ctx.sock
+	python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(1)
+s.settimeout(20)
+c, _ = s.accept(); c.sendall(b"hello from the host side\n"); time.sleep(0.2)' "$sock" &
+	local srv=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	run_cage --ctxgraph-socket "$sock" -- /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/nullbox/ctxgraph.sock")
+print(s.makefile().readline().strip())'
+	wait "$srv" || true
+	expect_rc 0
+	grep -qx "hello from the host side" "$OUT" || fail "the agent could not talk over its socket"
+}
+
 # ---- --json ----
 
 # --json-fd: the result goes where only cage writes; a look-alike line the agent prints on stdout
