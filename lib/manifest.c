@@ -636,6 +636,42 @@ load_filesystem(struct ctx *c, const struct nb_toml_entry *te)
 	return 0;
 }
 
+/* A ctxgraph key prefix: "" (every key) or up to 256 bytes without control characters. */
+static int
+parse_ctx_prefix(struct ctx *c, unsigned line, const char *field, const char *s, char **out)
+{
+	if (has_control(s))
+		return bad(c, line, field, "must not contain newlines or control characters");
+	if (strlen(s) > 256)
+		return bad(c, line, field, "longer than 256 bytes");
+	*out = strdup(s);
+	return *out ? 0 : oom(c);
+}
+
+static int
+load_ctxgraph(struct ctx *c, const struct nb_toml_entry *te)
+{
+	struct nb_manifest *m = c->m;
+	char f[FIELD_SIZE];
+	int r = want_table(c, te, "capabilities.ctxgraph");
+	if (r < 0)
+		return r;
+	const struct nb_toml_node *t = te->value;
+	for (size_t i = 0; i < t->table.n; i++) {
+		const struct nb_toml_entry *en = &t->table.entries[i];
+		field_key(f, "capabilities.ctxgraph", en->key);
+		if (strcmp(en->key, "read") == 0)
+			r = get_strv(c, en->value, f, parse_ctx_prefix, &m->ctx_read);
+		else if (strcmp(en->key, "write") == 0)
+			r = get_strv(c, en->value, f, parse_ctx_prefix, &m->ctx_write);
+		else
+			return unknown(c, en, f, "read, write");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 load_health(struct ctx *c, const struct nb_toml_entry *te)
 {
@@ -722,11 +758,13 @@ load_capabilities(struct ctx *c, const struct nb_toml_entry *te)
 			r = load_filesystem(c, en);
 		} else if (strcmp(key, "health_check") == 0) {
 			r = load_health(c, en);
+		} else if (strcmp(key, "ctxgraph") == 0) {
+			r = load_ctxgraph(c, en);
 		} else {
 			return unknown(c, en, f,
 				       "shell, credential_refs, max_cpu_percent, max_memory_mb, "
 				       "max_pids, max_api_calls_per_hour, network, filesystem, "
-				       "health_check");
+				       "health_check, ctxgraph");
 		}
 		if (r < 0)
 			return r;
@@ -836,8 +874,11 @@ parse_into(const char *path, const char *buf, size_t len, char *dir, struct nb_m
 	m->credential_refs = calloc(1, sizeof(char *));
 	m->fs_read = calloc(1, sizeof(char *));
 	m->fs_write = calloc(1, sizeof(char *));
+	m->ctx_read = calloc(1, sizeof(char *));
+	m->ctx_write = calloc(1, sizeof(char *));
 	m->health.path = strdup("/health");
-	if (!m->path || !m->credential_refs || !m->fs_read || !m->fs_write || !m->health.path) {
+	if (!m->path || !m->credential_refs || !m->fs_read || !m->fs_write || !m->ctx_read ||
+	    !m->ctx_write || !m->health.path) {
 		nb_manifest_free(m);
 		return oom(&c);
 	}
@@ -965,6 +1006,8 @@ nb_manifest_free(struct nb_manifest *m)
 	free(m->net_allow);
 	nb_strv_free(m->fs_read);
 	nb_strv_free(m->fs_write);
+	nb_strv_free(m->ctx_read);
+	nb_strv_free(m->ctx_write);
 	free(m->health.path);
 	for (size_t i = 0; i < m->n_tools; i++)
 		free(m->tools[i].name);

@@ -69,6 +69,10 @@ struct nb_manifest {
 	char **fs_read;	 /* NULL-terminated; never NULL */
 	char **fs_write; /* NULL-terminated; never NULL */
 
+	/* [capabilities.ctxgraph]: key prefixes ("" = every key); NULL-terminated, never NULL */
+	char **ctx_read;
+	char **ctx_write;
+
 	/* [capabilities.health_check] */
 	struct nb_health_check health;
 

@@ -107,6 +107,11 @@ test_full(void **state)
 	assert_int_equal(m.runtime, NB_RUNTIME_PYTHON);
 	assert_string_equal(m.entry, "src/main.py");
 	assert_int_equal(m.restart, NB_RESTART_ALWAYS);
+	assert_string_equal(m.ctx_read[0], "shared/");
+	assert_string_equal(m.ctx_read[1], "research/");
+	assert_null(m.ctx_read[2]);
+	assert_string_equal(m.ctx_write[0], "research/notes/");
+	assert_null(m.ctx_write[1]);
 
 	assert_true(m.shell);
 	assert_string_equal(m.credential_refs[0], "OPENAI_API_KEY");
@@ -164,6 +169,10 @@ test_defaults(void **state)
 	assert_int_equal(m.runtime, NB_RUNTIME_BINARY);
 	assert_string_equal(m.entry, "/usr/bin/true");
 	assert_int_equal(m.restart, NB_RESTART_ON_FAILURE);
+	assert_non_null(m.ctx_read);
+	assert_null(m.ctx_read[0]);
+	assert_non_null(m.ctx_write);
+	assert_null(m.ctx_write[0]);
 	assert_false(m.shell);
 	assert_non_null(m.credential_refs);
 	assert_null(m.credential_refs[0]);
