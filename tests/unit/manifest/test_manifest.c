@@ -448,7 +448,7 @@ test_failure_late_zeroes(void **state)
 	struct nb_manifest m;
 	struct nb_err e = { 0 };
 	assert_int_equal(nb_manifest_parse("full.toml", text, strlen(text), &m, &e), -EINVAL);
-	assert_string_equal(e.msg, "full.toml:44: tools.late.risk: must be \"low\", \"medium\", "
+	assert_string_equal(e.msg, "full.toml:48: tools.late.risk: must be \"low\", \"medium\", "
 				   "\"high\" or \"critical\" (got \"none\")");
 	assert_true(is_zeroed(&m));
 }
