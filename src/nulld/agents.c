@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 #include "manifest.h"
 #include "parts.h"
@@ -39,8 +41,17 @@ struct log_follower {
 	struct log_follower *next;
 };
 
+struct credential {
+	char *name;
+	char placeholder[64]; /* NULLBOX_PLACEHOLDER_<32 hex>, new at every start */
+};
+
 struct agent {
 	char *manifest;
+	struct credential *creds;
+	size_t n_creds;
+	char **ctx_read, **ctx_write;
+	char **base_argv; /* cage run ... without the per-start arguments */
 	struct nb_health_check health;
 	char *health_path;
 	int hc_timer;
@@ -120,6 +131,12 @@ agent_free(struct agent *a)
 {
 	if (!a)
 		return;
+	for (size_t i = 0; i < a->n_creds; i++)
+		free(a->creds[i].name);
+	free(a->creds);
+	nb_strv_free(a->ctx_read);
+	nb_strv_free(a->ctx_write);
+	nb_strv_free(a->base_argv);
 	if (a->hc_timer >= 0)
 		close(a->hc_timer);
 	free(a->manifest);
@@ -128,6 +145,22 @@ agent_free(struct agent *a)
 }
 
 static void on_health_timer(struct nulld *d, struct nulld_watch *w, uint32_t events);
+
+static char **
+strv_copy(char **v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **c = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; c && i < n; i++) {
+		if (!(c[i] = strdup(v[i]))) {
+			nb_strv_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
 
 /* Builds the unit for an agent whose manifest loaded as @m from @manifest. */
 static struct nulld_unit *
@@ -162,9 +195,21 @@ agent_unit(struct nulld *d, const struct nb_manifest *m, const char *name, const
 		 m->health.present ? "unknown" : "");
 	char *argv[] = { as->cage, "run",	 "--name",	   (char *)name, "--json-fd",
 			 "3",	   "--manifest", (char *)manifest, NULL };
+	a->base_argv = calloc(NB_ARRAY_SIZE(argv), sizeof(char *));
+	for (size_t i = 0; a->base_argv && argv[i]; i++)
+		a->base_argv[i] = strdup(argv[i]);
 	u->argv = calloc(NB_ARRAY_SIZE(argv), sizeof(char *));
 	for (size_t i = 0; u->argv && argv[i]; i++)
 		u->argv[i] = strdup(argv[i]);
+	size_t nc = 0;
+	while (m->credential_refs[nc])
+		nc++;
+	a->creds = calloc(nc + 1, sizeof(*a->creds));
+	for (size_t i = 0; a->creds && i < nc; i++)
+		if ((a->creds[i].name = strdup(m->credential_refs[i])))
+			a->n_creds++;
+	a->ctx_read = strv_copy(m->ctx_read);
+	a->ctx_write = strv_copy(m->ctx_write);
 	u->result_pipe = true;
 	u->readiness = NULLD_READY_NONE;
 	u->restart = m->restart == NB_RESTART_ALWAYS  ? NULLD_RESTART_ALWAYS
@@ -183,7 +228,8 @@ agent_unit(struct nulld *d, const struct nb_manifest *m, const char *name, const
 		if (a->hc_timer >= 0)
 			nulld_watch(d, a->hc_timer, &a->w_hc, EPOLLIN);
 	}
-	if (!u->name || !a->manifest || !u->argv || !u->deps || !u->log_path ||
+	if (!u->name || !a->manifest || !u->argv || !u->deps || !u->log_path || !a->base_argv ||
+	    !a->creds || a->n_creds != nc || !a->ctx_read || !a->ctx_write ||
 	    (m->health.present && (a->hc_timer < 0 || !a->health_path))) {
 		u->data = NULL;
 		agent_free(a);
@@ -523,6 +569,198 @@ health_result(struct nulld *d, struct nulld_unit *u, int status)
 	}
 }
 
+/* ---- per start: credentials, ctxgraph ---- */
+
+/* The UP service named @name, or NULL. */
+static const struct nulld_unit *
+service_up(struct nulld *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_services; i++)
+		if (strcmp(d->units[i]->name, name) == 0 && d->units[i]->state == UNIT_UP)
+			return d->units[i];
+	return NULL;
+}
+
+/* A blocking call to a service's socket next to nulld's (short: it runs in the loop). */
+static int
+service_call(struct nulld *d, const char *sock, const char *method, json_t *params, json_t **res,
+	     struct nb_err *e)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", d->opt.socket_path);
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return nb_err_set(e, EINVAL, "no run directory");
+	snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "%s", sock);
+	struct nb_ipc_client *c = nb_ipc_connect(path, 2000, e);
+	if (!c)
+		return -(e->code ? e->code : EIO);
+	int r = nb_ipc_call(c, method, params, 2000, res, e);
+	nb_ipc_client_free(c);
+	return r;
+}
+
+/*
+ * inject = "env" secrets: warden says which of the agent's credentials want their real value in
+ * the environment, and hands it over (it audits the read itself). Everything else stays a
+ * placeholder. Without warden there is nothing to inject.
+ */
+static int
+inject_secrets(struct nulld *d, struct nulld_unit *u, char ***env, size_t *n, struct nb_err *e)
+{
+	struct agent *a = u->data;
+	if (a->n_creds == 0 || !service_up(d, "warden"))
+		return 0;
+	_cleanup_json_ json_t *list = NULL;
+	_cleanup_json_ json_t *p = json_object();
+	int r = service_call(d, "warden.sock", "vault.list", p, &list, e);
+	if (r < 0)
+		return nb_err_prefix(e, "warden: vault.list");
+	json_t *secrets = json_object_get(list, "secrets");
+	for (size_t i = 0; i < a->n_creds; i++) {
+		size_t k;
+		json_t *s;
+		json_array_foreach(secrets, k, s)
+		{
+			const char *name = json_string_value(json_object_get(s, "name"));
+			const char *inject = json_string_value(json_object_get(s, "inject"));
+			if (!name || !inject || strcmp(name, a->creds[i].name) != 0 ||
+			    strcmp(inject, "env") != 0)
+				continue;
+			_cleanup_json_ json_t *v = NULL;
+			_cleanup_json_ json_t *q =
+				json_pack("{s:s, s:s}", "name", name, "agent", u->name);
+			r = service_call(d, "warden.sock", "vault.get", q, &v, e);
+			if (r < 0)
+				return nb_err_prefix(e, "warden: vault.get %s", name);
+			const char *value = json_string_value(json_object_get(v, "value"));
+			if (!value)
+				return nb_err_set(e, EPROTO, "warden: vault.get %s: no value",
+						  name);
+			char **nv = realloc(*env, (*n + 2) * sizeof(char *));
+			if (!nv)
+				return nb_err_set(e, ENOMEM, "out of memory");
+			*env = nv;
+			if (asprintf(&nv[*n], "NULLBOX_INJECT_%s=%s", name, value) < 0)
+				return nb_err_set(e, ENOMEM, "out of memory");
+			nv[++*n] = NULL;
+			nulld_audit(
+				d, "nulld", "credential.inject", name, NB_AUDIT_ALLOWED, NULL,
+				"WARNING: inject = env: agent %s holds the real value of %s in its "
+				"environment",
+				u->name, name);
+		}
+	}
+	return 0;
+}
+
+static int
+register_ctxgraph(struct nulld *d, struct nulld_unit *u, char **path, struct nb_err *e)
+{
+	struct agent *a = u->data;
+	*path = NULL;
+	if (!service_up(d, "ctxgraph"))
+		return 0;
+	json_t *rd = json_array(), *wr = json_array();
+	for (char **x = a->ctx_read; x && *x; x++)
+		json_array_append_new(rd, json_string(*x));
+	for (char **x = a->ctx_write; x && *x; x++)
+		json_array_append_new(wr, json_string(*x));
+	_cleanup_json_ json_t *p =
+		json_pack("{s:s, s:o, s:o}", "name", u->name, "read", rd, "write", wr);
+	_cleanup_json_ json_t *res = NULL;
+	int r = service_call(d, "ctxgraph.sock", "agent.register", p, &res, e);
+	if (r < 0)
+		return nb_err_prefix(e, "ctxgraph: agent.register");
+	const char *sp = json_string_value(json_object_get(res, "path"));
+	if (!sp)
+		return nb_err_set(e, EPROTO, "ctxgraph: agent.register: no socket path");
+	*path = strdup(sp);
+	return *path ? 0 : nb_err_set(e, ENOMEM, "out of memory");
+}
+
+/*
+ * Before each start of an agent: fresh placeholders for its credentials (egress learns the
+ * mapping through credentials.resolve), the real values it asked to have injected, and its own
+ * ctxgraph socket. A failure refuses this start (audited) rather than running the agent with
+ * less than, or other than, its manifest says.
+ */
+static int
+hook_before_start(struct nulld *d, struct nulld_unit *u)
+{
+	if (!u->agent)
+		return 0;
+	struct agent *a = u->data;
+	struct nb_err e = { 0 };
+	size_t n = 0;
+	while (a->base_argv[n])
+		n++;
+	char **argv = calloc(n + 2 * a->n_creds + 3, sizeof(char *));
+	char **env = NULL;
+	size_t ne = 0, k = 0;
+	_cleanup_free_ char *ctx = NULL;
+	int r = argv ? 0 : nb_err_set(&e, ENOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = (argv[k++] = strdup(a->base_argv[i])) ? 0 : nb_err_set(&e, ENOMEM, "oom");
+	for (size_t i = 0; r == 0 && i < a->n_creds; i++) {
+		uint8_t rnd[16];
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+			r = nb_err_setp(&e, errno, "getrandom");
+			break;
+		}
+		char hex[33];
+		nb_hex(rnd, sizeof(rnd), hex);
+		snprintf(a->creds[i].placeholder, sizeof(a->creds[i].placeholder),
+			 "NULLBOX_PLACEHOLDER_%s", hex);
+		argv[k++] = strdup("--placeholder");
+		if (asprintf(&argv[k++], "%s=%s", a->creds[i].name, a->creds[i].placeholder) < 0)
+			r = nb_err_set(&e, ENOMEM, "out of memory");
+	}
+	if (r == 0)
+		r = inject_secrets(d, u, &env, &ne, &e);
+	if (r == 0)
+		r = register_ctxgraph(d, u, &ctx, &e);
+	if (r == 0 && ctx) {
+		argv[k++] = strdup("--ctxgraph-socket");
+		argv[k++] = strdup(ctx);
+	}
+	if (r < 0) {
+		nb_strv_free(argv);
+		for (char **x = env; x && *x; x++)
+			explicit_bzero(*x, strlen(*x));
+		nb_strv_free(env);
+		nulld_audit(d, "nulld", "agent.start", u->name, NB_AUDIT_DENIED, NULL, "%s", e.msg);
+		log_err("agent %s not started: %s", u->name, e.msg);
+		return r;
+	}
+	nb_strv_free(u->argv);
+	u->argv = argv;
+	u->extra_env = env;
+	return 0;
+}
+
+const char *nulld_agent_placeholder_owner(struct nulld *d, const char *placeholder,
+					  const char **name);
+
+/* Which running agent holds @placeholder, and for which credential (*name). NULL: none. */
+const char *
+nulld_agent_placeholder_owner(struct nulld *d, const char *placeholder, const char **name)
+{
+	for (size_t i = d->n_services; i < d->n_units; i++) {
+		struct nulld_unit *u = d->units[i];
+		struct agent *a = u->data;
+		if (!a || u->removed || u->pid <= 0)
+			continue;
+		for (size_t k = 0; k < a->n_creds; k++) {
+			if (strcmp(a->creds[k].placeholder, placeholder) == 0) {
+				*name = a->creds[k].name;
+				return u->name;
+			}
+		}
+	}
+	return NULL;
+}
+
 /* ---- hooks ---- */
 
 static void
@@ -693,6 +931,7 @@ nulld_agents_hooks(struct nulld *d)
 	d->hooks.reaped = hook_reaped;
 	d->hooks.log_data = hook_log_data;
 	d->hooks.after_events = hook_after_events;
+	d->hooks.before_start = hook_before_start;
 }
 
 /* ---- pause ---- */

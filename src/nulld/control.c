@@ -433,6 +433,48 @@ m_audit_append(struct nb_ipc_call *call, json_t *params, json_t **result, struct
 	return NB_IPC_OK;
 }
 
+const char *nulld_agent_placeholder_owner(struct nulld *d, const char *placeholder,
+					  const char **name);
+
+/* The service the caller is (its pid is a unit of ours), or NULL. */
+static const struct nulld_unit *
+calling_service(struct nb_ipc_call *call)
+{
+	struct nulld *d = D(call);
+	const struct nb_ipc_peer *peer = nb_ipc_call_peer(call);
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->units[i]->pid > 0 && d->units[i]->pid == peer->pid)
+			return d->units[i];
+	return NULL;
+}
+
+/*
+ * credentials.resolve {placeholder}: which agent holds this placeholder, for which credential.
+ * For egress, which swaps placeholders for secrets: only services may ask (the mapping says
+ * which agent may use which secret).
+ */
+static int
+m_credentials_resolve(struct nb_ipc_call *call, json_t *params, json_t **result,
+		      struct nb_ipc_error *err)
+{
+	static const char *const names[] = { "placeholder" };
+	const char *ph = NULL;
+	int r = nb_ipc_params_check(params, names, 1, err);
+	if (r == 0)
+		r = nb_ipc_param_string(params, "placeholder", 0, true, &ph, err);
+	if (r < 0)
+		return r;
+	if (!calling_service(call))
+		return nb_ipc_error_set(err, CTL_ERR_FAILED,
+					"only services started by nulld may resolve placeholders");
+	const char *name = NULL;
+	const char *agent = nulld_agent_placeholder_owner(D(call), ph, &name);
+	if (!agent)
+		return nb_ipc_error_set(err, CTL_ERR_NOT_FOUND, "unknown placeholder");
+	*result = json_pack("{s:s, s:s}", "agent", agent, "name", name);
+	return NB_IPC_OK;
+}
+
 static int
 m_shutdown(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_ipc_error *err)
 {
@@ -470,6 +512,7 @@ nulld_control_open(struct nulld *d, struct nb_err *e)
 		{ "audit.query", m_audit_query },
 		{ "audit.verify", m_audit_verify },
 		{ "audit.append", m_audit_append },
+		{ "credentials.resolve", m_credentials_resolve },
 		{ "service.restart", m_service_restart },
 		{ "shutdown", m_shutdown },
 	};

@@ -210,22 +210,45 @@ exec_child(struct nulld *d, struct nulld_unit *u, int ready_w, int log_w, bool n
 	snprintf(name, sizeof(name), "%s=%s", u->agent ? "NULLBOX_AGENT" : "NULLBOX_SERVICE",
 		 u->name);
 	/* A clean environment: what a unit gets from nulld, never what nulld was started with. */
-	char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			 "LANG=C.UTF-8",
-			 state,
-			 sock,
-			 name,
-			 notify ? "NULLBOX_READY_FD=3" : NULL,
-			 NULL };
+	char *base[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			 "LANG=C.UTF-8", state, sock, name };
+	char *envp[NB_ARRAY_SIZE(base) + 66];
+	size_t k = 0;
+	for (size_t i = 0; i < NB_ARRAY_SIZE(base); i++)
+		envp[k++] = base[i];
+	if (notify)
+		envp[k++] = "NULLBOX_READY_FD=3";
+	for (char **x = u->extra_env; x && *x && k < NB_ARRAY_SIZE(envp) - 1; x++)
+		envp[k++] = *x;
+	envp[k] = NULL;
 	execve(u->argv[0], u->argv, envp);
 	dprintf(STDERR_FILENO, "nulld: exec %s: %m\n", u->argv[0]);
 	_exit(127);
 }
 
+/* Secrets may sit in extra_env: wiped, not just freed. */
+static void
+wipe_extra_env(struct nulld_unit *u)
+{
+	for (char **x = u->extra_env; x && *x; x++) {
+		explicit_bzero(*x, strlen(*x));
+		free(*x);
+	}
+	free(u->extra_env);
+	u->extra_env = NULL;
+}
+
+static void apply_policy(struct nulld *d, struct nulld_unit *u, bool failed);
+
 int
 nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 {
 	int ready[2] = { -1, -1 }, logp[2] = { -1, -1 };
+	if (d->hooks.before_start && d->hooks.before_start(d, u) < 0) {
+		wipe_extra_env(u);
+		apply_policy(d, u, true);
+		return -ECANCELED;
+	}
 	bool notify = u->readiness == NULLD_READY_NOTIFY;
 	/* fd 3 is the readiness pipe, or for a unit with a result (cage), the result pipe. */
 	bool fd3 = notify || u->result_pipe;
@@ -246,6 +269,7 @@ nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 	}
 	if (pid == 0)
 		exec_child(d, u, ready[1], logp[1], notify, self);
+	wipe_extra_env(u);
 	if (fd3)
 		close(ready[1]);
 	close(logp[1]);
@@ -279,6 +303,7 @@ nulld_unit_start(struct nulld *d, struct nulld_unit *u)
 		d->hooks.started(d, u);
 	return 0;
 fail:
+	wipe_extra_env(u);
 	for (int i = 0; i < 2; i++) {
 		if (ready[i] >= 0)
 			close(ready[i]);
@@ -400,6 +425,17 @@ on_exit_status(struct nulld *d, struct nulld_unit *u, int st)
 		return;
 	}
 	if (u->state == UNIT_STOPPING || d->shutting_down || u->want_down) {
+		nulld_unit_set_state(d, u, UNIT_DOWN);
+		return;
+	}
+	apply_policy(d, u, failed);
+}
+
+/* After an end (or a start that could not happen): down, backoff or held, by the policy. */
+static void
+apply_policy(struct nulld *d, struct nulld_unit *u, bool failed)
+{
+	if (d->shutting_down || u->want_down) {
 		nulld_unit_set_state(d, u, UNIT_DOWN);
 		return;
 	}
@@ -619,6 +655,7 @@ nulld_unit_free(struct nulld *d, struct nulld_unit *u)
 		close(u->log_file);
 	if (u->result_fd >= 0)
 		close(u->result_fd);
+	wipe_extra_env(u);
 	free(u->name);
 	nb_strv_free(u->argv);
 	free(u->deps);

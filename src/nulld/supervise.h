@@ -55,6 +55,7 @@ struct nulld_unit {
 	bool result_pipe; /* give the unit a pipe on fd 3 for its result (cage --json-fd 3) */
 	int result_fd;	  /* our end of it, read when the unit exits */
 	char result[2048];
+	char **extra_env; /* added to the unit's environment at its next start, then wiped */
 	char *log_path;
 	void *data; /* the agent manager's per-agent state */
 
@@ -79,6 +80,9 @@ struct nulld_hooks {
 	void (*reaped)(struct nulld *d, pid_t pid, int status);
 	void (*after_events)(struct nulld *d);
 	void (*log_data)(struct nulld *d, struct nulld_unit *u, const char *buf, size_t n);
+	/* Right before a start: may rewrite u->argv and set u->extra_env. Negative: do not start
+	 * (counted as a failure, restarted by the policy). */
+	int (*before_start)(struct nulld *d, struct nulld_unit *u);
 };
 
 struct nulld {

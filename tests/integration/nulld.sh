@@ -536,6 +536,63 @@ t_nullctl_follow_streams() {
 	check_clean
 }
 
+# An agent's credentials are placeholders, new at every start; a service (egress, later) learns
+# which agent and credential a placeholder stands for; nobody else may ask.
+t_credentials_placeholders_resolved() {
+	local a="c-$NAME_TAG"
+	cat >"$W/egress.py" <<'PY'
+import json, os, socket, sys, time
+os.write(int(os.environ["NULLBOX_READY_FD"]), b"ready\n")
+work = sys.argv[1]
+while not os.path.exists(work + "/ph"):
+    time.sleep(0.05)
+ph = open(work + "/ph").read().strip()
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["NULLBOX_SOCKET"])
+s.sendall((json.dumps({"jsonrpc": "2.0", "id": 1, "method": "credentials.resolve",
+                       "params": {"placeholder": ph}}) + "\n").encode())
+open(work + "/resolved.tmp", "w").write(s.makefile().readline())
+os.rename(work + "/resolved.tmp", work + "/resolved")
+time.sleep(1000)
+PY
+	printf '[service.egress]\nbinary = "/usr/bin/python3"\nargs = ["%s", "%s"]\n' "$W/egress.py" "$W" >"$W/nulld.toml"
+	agent_dir "$a" "$(printf '[capabilities]\ncredential_refs = ["API_KEY"]')" '
+import os, time
+print("key:", os.environ.get("API_KEY"), flush=True)
+time.sleep(1000)'
+	nd_start "$W/nulld.toml"
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	wait_for 10 sh -c "\"$NULLBOX_NULLCTL\" --state-dir \"$S\" agent logs $a | grep -q '^key: '" ||
+		die "the agent printed no key"
+	local ph
+	ph=$(ctl agent logs "$a" | sed -n 's/^key: //p' | tail -1)
+	[[ "$ph" =~ ^NULLBOX_PLACEHOLDER_[0-9a-f]{32}$ ]] || die "the agent holds '$ph', not a placeholder"
+	echo "$ph" >"$W/ph"
+	wait_for 10 test -f "$W/resolved" || die "the service got no answer"
+	python3 - "$W/resolved" "$a" <<'PY' || die "resolve gave: $(cat "$W/resolved")"
+import json, sys
+r = json.load(open(sys.argv[1]))["result"]
+assert r == {"agent": sys.argv[2], "name": "API_KEY"}, r
+PY
+	python3 - "$S/nulld.sock" "$ph" <<'PY' >"$W/out"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((json.dumps({"jsonrpc": "2.0", "id": 1, "method": "credentials.resolve",
+                       "params": {"placeholder": sys.argv[2]}}) + "\n").encode())
+print(s.makefile().readline())
+PY
+	grep -q '"error"' "$W/out" || die "a non-service resolved a placeholder: $(cat "$W/out")"
+	# A restart gives a new placeholder.
+	ctl agent restart "$a" >/dev/null
+	wait_for 10 sh -c "[ \$(\"$NULLBOX_NULLCTL\" --state-dir \"$S\" agent logs $a | grep -c '^key: ') -ge 2 ]" ||
+		die "no second start"
+	[ "$(ctl agent logs "$a" | sed -n 's/^key: //p' | sort -u | wc -l)" = 2 ] ||
+		die "the placeholder did not change with the restart"
+	nd_stop
+	check_clean
+}
+
 t_nullctl_usage() {
 	local rc=0
 	ctl frobnicate >"$W/out" 2>&1 || rc=$?
