@@ -496,6 +496,8 @@ health_start(struct agent *a, pid_t init)
 	int ns = open(path, O_RDONLY | O_CLOEXEC);
 	if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
 		_exit(2);
+	/* Nothing of nulld's (control connections, pipes) stays open while the agent answers. */
+	close_range(3, ~0U, 0);
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = { .tv_sec = 2 };
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -517,7 +519,8 @@ health_start(struct agent *a, pid_t init)
 		got += (size_t)n;
 	resp[got] = '\0';
 	int code = 0;
-	if (strncmp(resp, "HTTP/1.", 7) != 0 || sscanf(resp + 8, " %3d", &code) != 1)
+	/* "HTTP/1.x NNN": the status needs all 12 bytes. */
+	if (got < 12 || strncmp(resp, "HTTP/1.", 7) != 0 || sscanf(resp + 8, " %3d", &code) != 1)
 		_exit(1);
 	_exit(code >= 200 && code < 400 ? 0 : 1);
 }
@@ -774,6 +777,10 @@ hook_started(struct nulld *d, struct nulld_unit *u)
 	struct agent *a = u->data;
 	a->hc_failures = 0;
 	a->paused = false;
+	/* A check of the previous instance must not count against this one. */
+	if (a->hc_pid > 0)
+		kill(a->hc_pid, SIGKILL);
+	a->hc_pid = -1;
 	health_arm(a, a->health.present);
 	nulld_audit(d, "nulld", "agent.start", u->name, NB_AUDIT_ALLOWED, NULL,
 		    "cage pid %d, manifest %s", (int)u->pid, a->manifest);
@@ -791,6 +798,8 @@ hook_exited(struct nulld *d, struct nulld_unit *u, int status, bool failed)
 	struct agent *a = u->data;
 	health_arm(a, false);
 	a->paused = false;
+	/* The agent was asked to stop (or nulld shuts down): its end is no denial. */
+	bool asked = u->state == UNIT_STOPPING || u->want_down || d->shutting_down;
 	_cleanup_json_ json_t *res = u->result[0] ? json_loads(u->result, 0, NULL) : NULL;
 	const char *st = NULL, *err = NULL;
 	int code = -1;
@@ -804,14 +813,17 @@ hook_exited(struct nulld *d, struct nulld_unit *u, int status, bool failed)
 		return;
 	}
 	if (!res) {
-		nulld_audit(d, u->name, "agent.exit", u->name, NB_AUDIT_DENIED, NULL,
-			    "cage ended without a result (%s %d)",
+		nulld_audit(d, u->name, "agent.exit", u->name,
+			    asked ? NB_AUDIT_ALLOWED : NB_AUDIT_DENIED, NULL,
+			    "cage (pid %d) ended without a result (%s %d)%s", (int)u->last_pid,
 			    WIFEXITED(status) ? "status" : "signal",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			    asked ? ", stopped as asked" : "");
 		return;
 	}
-	nulld_audit(d, u->name, "agent.exit", u->name, NB_AUDIT_ALLOWED, res, "%s, exit code %d",
-		    st ? st : "ended", code);
+	nulld_audit(d, u->name, "agent.exit", u->name, NB_AUDIT_ALLOWED, res,
+		    "cage pid %d: %s, exit code %d%s", (int)u->last_pid, st ? st : "ended", code,
+		    asked ? ", stopped as asked" : "");
 }
 
 static void
@@ -846,6 +858,35 @@ hook_reaped(struct nulld *d, pid_t pid, int status)
 	}
 }
 
+/* Length of the valid UTF-8 sequence at @p (@n bytes left), 0 if invalid (RFC 3629 table). */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0x01 && c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
+		hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t k = 2; k < len; k++)
+		if (p[k] < 0x80 || p[k] > 0xbf)
+			return 0;
+	return len;
+}
+
 /* Agent output as a JSON string: invalid UTF-8 and NUL bytes become U+FFFD. */
 static json_t *
 utf8_json(const char *buf, size_t n)
@@ -854,24 +895,11 @@ utf8_json(const char *buf, size_t n)
 	if (!out)
 		return NULL;
 	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)buf;
 	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)buf[i];
-		size_t len = c < 0x80	      ? 1
-			     : (c >> 5) == 6  ? 2
-			     : (c >> 4) == 14 ? 3
-			     : (c >> 3) == 30 ? 4
-					      : 0;
-		bool ok = len > 0 && c != 0 && i + len <= n;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = ((unsigned char)buf[i + k] >> 6) == 2;
-		if (ok && len > 1) {
-			/* Overlongs, surrogates and beyond U+10FFFF: jansson refuses them. */
-			json_t *probe = json_stringn(buf + i, len);
-			ok = probe != NULL;
-			json_decref(probe);
-		}
-		if (ok) {
-			memcpy(out + o, buf + i, len);
+		size_t len = utf8_seq(p + i, n - i);
+		if (len) {
+			memcpy(out + o, p + i, len);
 			o += len;
 			i += len;
 		} else {
@@ -889,14 +917,23 @@ hook_log_data(struct nulld *d, struct nulld_unit *u, const char *buf, size_t n)
 	struct agent *a = u->agent ? u->data : NULL;
 	if (!a || !a->followers)
 		return;
-	for (struct log_follower *f = a->followers; f; f = f->next) {
-		if (!f->call)
-			continue;
-		json_t *p = json_pack("{s:s, s:o*}", "name", u->name, "data", utf8_json(buf, n));
-		if (nb_ipc_call_notify(f->call, "log", p) < 0 && f->call &&
-		    !nb_ipc_call_alive(f->call)) {
-			nb_ipc_call_reply(f->call, NULL);
-			f->call = NULL;
+	/*
+	 * In pieces of at most 8 KiB: escaped (a control byte becomes \u00XX, six bytes) each
+	 * stays under the 64 KiB message cap, so no output is ever dropped from a stream. A piece
+	 * may end inside a UTF-8 sequence; that byte shows as U+FFFD, as in the file it does not.
+	 */
+	for (size_t off = 0; off < n; off += 8192) {
+		size_t len = n - off < 8192 ? n - off : 8192;
+		for (struct log_follower *f = a->followers; f; f = f->next) {
+			if (!f->call)
+				continue;
+			json_t *p = json_pack("{s:s, s:o*}", "name", u->name, "data",
+					      utf8_json(buf + off, len));
+			if (nb_ipc_call_notify(f->call, "log", p) < 0 && f->call &&
+			    !nb_ipc_call_alive(f->call)) {
+				nb_ipc_call_reply(f->call, NULL);
+				f->call = NULL;
+			}
 		}
 	}
 }

@@ -158,7 +158,7 @@ nulld_audit(struct nulld *d, const char *actor_in, const char *action, const cha
 	    enum nb_audit_verdict v, json_t *detail, const char *fmt, ...)
 {
 	struct nulld_auditlog *a = d->audit;
-	char raw[1024], reason[1024], actor[256], object[1024];
+	char raw[1024], reason[1024], actor[256], object[1024], act[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
@@ -166,6 +166,8 @@ nulld_audit(struct nulld *d, const char *actor_in, const char *action, const cha
 	clean_field(raw, reason, sizeof(reason));
 	clean_field(actor_in, actor, sizeof(actor));
 	clean_field(object_in, object, sizeof(object));
+	clean_field(action, act, sizeof(act));
+	action = act;
 	if (!a) {
 		log_warn("audit log not open: %s %s %s %s: %s", actor, action, object,
 			 nb_audit_verdict_name(v), reason);

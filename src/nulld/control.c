@@ -11,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "log.h"
 #include "parts.h"
+
+/* What one reply may carry, leaving room for the envelope under NB_IPC_MAX_MSG. */
+#define REPLY_BUDGET (NB_IPC_MAX_MSG - 4096)
 
 /* Application errors (JSON-RPC reserves -32768..-32000). */
 #define CTL_ERR_FAILED 1    /* the request was valid but could not be done */
@@ -254,6 +258,24 @@ m_agent_logs(struct nb_ipc_call *call, json_t *params, json_t **result, struct n
 	_cleanup_free_ char *tail = nulld_agent_log_tail(d, name, (int)lines);
 	if (!tail)
 		return nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR, "out of memory");
+	/* Escaped, control bytes grow sixfold: cut from the front, at a line, until it fits. */
+	size_t off = 0, len = strlen(tail);
+	for (;;) {
+		json_t *j = nulld_agent_utf8_json(tail + off, len - off);
+		char *dump = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+		size_t sz = dump ? strlen(dump) : 0;
+		free(dump);
+		json_decref(j);
+		if (sz <= REPLY_BUDGET || off >= len)
+			break;
+		off += (len - off) / 4 + 1;
+		/* At a line start when one is near; inside a long line otherwise. */
+		size_t look = len - off < 4096 ? len - off : 4096;
+		char *nl = memchr(tail + off, '\n', look);
+		if (nl)
+			off = (size_t)(nl - tail) + 1;
+	}
+	memmove(tail, tail + off, len - off + 1);
 	if (!follow) {
 		if (!u && !tail[0])
 			return nb_ipc_error_set(err, CTL_ERR_NOT_FOUND, "no agent named %s", name);
@@ -318,25 +340,51 @@ m_audit_query(struct nb_ipc_call *call, json_t *params, json_t **result, struct 
 		return nb_ipc_error_set(err, CTL_ERR_FAILED, "%s", e.msg);
 	json_t *records = json_array();
 	struct nb_audit_record rec;
+	/*
+	 * Keep the newest @limit records, and never more than fit in one message (64 KiB): a large
+	 * log must not make the answer impossible. What was left out is said ("truncated").
+	 */
+	size_t *sizes = NULL, total = 0, cap = 0;
+	bool truncated = false;
 	while ((r = nb_audit_iter_next(it, &rec, &e)) == 1) {
 		json_t *o = json_loadb(rec.line, rec.line_len, 0, NULL);
-		if (o)
-			json_array_append_new(records, o);
-		/* Keep the last @limit: drop from the front. */
-		if (limit > 0 && json_array_size(records) > (size_t)limit)
+		if (!o)
+			continue;
+		size_t n = json_array_size(records);
+		if (n == cap) {
+			size_t *ns = realloc(sizes, (cap = cap ? 2 * cap : 256) * sizeof(*sizes));
+			if (!ns) {
+				json_decref(o);
+				break;
+			}
+			sizes = ns;
+		}
+		json_array_append_new(records, o);
+		sizes[n] = rec.line_len + 1;
+		total += sizes[n];
+		while (json_array_size(records) > 0 &&
+		       ((limit > 0 && json_array_size(records) > (size_t)limit) ||
+			total > REPLY_BUDGET)) {
+			if (limit <= 0 || json_array_size(records) <= (size_t)limit)
+				truncated = true;
+			total -= sizes[0];
+			memmove(sizes, sizes + 1, (json_array_size(records) - 1) * sizeof(*sizes));
 			json_array_remove(records, 0);
+		}
 	}
+	free(sizes);
 	nb_audit_iter_free(it);
 	if (r < 0) {
 		json_decref(records);
 		return nb_ipc_error_set(err, CTL_ERR_FAILED, "%s", e.msg);
 	}
 	if (!follow) {
-		*result = json_pack("{s:o}", "records", records);
+		*result = json_pack("{s:o, s:b}", "records", records, "truncated", truncated);
 		return NB_IPC_OK;
 	}
 	/* Following: the existing records as one notification, then each new one. */
-	nb_ipc_call_notify(call, "audit.records", json_pack("{s:o}", "records", records));
+	nb_ipc_call_notify(call, "audit.records",
+			   json_pack("{s:o, s:b}", "records", records, "truncated", truncated));
 	if (nulld_audit_follow(d, call, agent, mask) < 0)
 		return nb_ipc_error_set(err, CTL_ERR_FAILED, "cannot follow the audit log");
 	return NB_IPC_DEFER;
@@ -531,6 +579,29 @@ nulld_control_open(struct nulld *d, struct nb_err *e)
 		if (nb_ipc_server_add_method(c->srv, methods[i].name, methods[i].fn, d, e) < 0)
 			return nb_err_set(e, ENOMEM, "out of memory");
 	bool group = d->opt.control_gid != (gid_t)-1;
+	if (group) {
+		/*
+		 * Group members must reach the socket: its directory is made 0750 root:GROUP. The
+		 * state dir stays 0700, so the socket cannot live in it.
+		 */
+		char dir[4200];
+		snprintf(dir, sizeof(dir), "%s", d->opt.socket_path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		size_t sl = strlen(d->opt.state_dir);
+		if (strncmp(dir, d->opt.state_dir, sl) == 0 && (dir[sl] == '\0' || dir[sl] == '/'))
+			return nb_err_set(
+				e, EINVAL,
+				"--control-group: the socket %s is inside the state dir, which "
+				"only its owner may enter; give --socket a path outside it (e.g. "
+				"/run/nullbox/nulld.sock)",
+				d->opt.socket_path);
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			return nb_err_setp(e, errno, "%s: mkdir", dir);
+		if (chown(dir, geteuid(), d->opt.control_gid) < 0 || chmod(dir, 0750) < 0)
+			return nb_err_setp(e, errno, "%s: make it 0750 for the control group", dir);
+	}
 	int r = nb_ipc_server_listen(c->srv, d->opt.socket_path, group ? 0660 : 0600,
 				     d->opt.control_gid, NULL, e);
 	if (r < 0)

@@ -64,7 +64,11 @@ add_service(struct nulld *d, const struct nulld_config *c, const size_t *order, 
 int
 nulld_supervise(const struct nulld_config *c, const struct nulld_options *o, struct nb_err *e)
 {
-	struct nulld d = { .opt = *o, .epfd = -1, .sig_fd = -1, .start_ms = nulld_now_ms() };
+	struct nulld d = { .opt = *o,
+			   .epfd = -1,
+			   .sig_fd = -1,
+			   .leftover_timer = -1,
+			   .start_ms = nulld_now_ms() };
 	_cleanup_free_ size_t *order = NULL;
 	int r = nulld_order(c, &order, e);
 	if (r < 0)
@@ -103,6 +107,8 @@ nulld_supervise(const struct nulld_config *c, const struct nulld_options *o, str
 	free(d.units);
 	if (d.sig_fd >= 0)
 		close(d.sig_fd);
+	if (d.leftover_timer >= 0)
+		close(d.leftover_timer);
 	if (d.epfd >= 0)
 		close(d.epfd);
 	return r;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -395,9 +396,17 @@ on_exit_status(struct nulld *d, struct nulld_unit *u, int st)
 	describe_status(st, how, sizeof(how));
 	bool was_starting = u->state == UNIT_STARTING;
 	bool failed = !(WIFEXITED(st) && WEXITSTATUS(st) == 0) || was_starting;
-	/* Drain what the unit wrote last before its pipes go. */
-	while (u->log_fd >= 0)
+	/*
+	 * Take what the unit wrote last, then let the pipe go: an orphan it left (or cage's
+	 * guard) may hold the other end for a long time, so read only what is there now.
+	 */
+	for (int i = 0; i < 64 && u->log_fd >= 0; i++) {
+		int avail = 0;
+		if (ioctl(u->log_fd, FIONREAD, &avail) < 0 || avail <= 0)
+			break;
 		on_log(d, u);
+	}
+	unwatch_close(d, &u->log_fd);
 	unwatch_close(d, &u->pidfd);
 	unwatch_close(d, &u->ready_fd);
 	if (u->result_fd >= 0) {
@@ -408,6 +417,7 @@ on_exit_status(struct nulld *d, struct nulld_unit *u, int st)
 		u->result_fd = -1;
 	}
 	disarm_timer(u);
+	u->last_pid = u->pid;
 	u->pid = 0;
 	u->last_status = st;
 	u->exits++;
@@ -442,6 +452,16 @@ apply_policy(struct nulld *d, struct nulld_unit *u, bool failed)
 	if (u->restart == NULLD_RESTART_NEVER ||
 	    (u->restart == NULLD_RESTART_ON_FAILURE && !failed)) {
 		nulld_unit_set_state(d, u, UNIT_DOWN);
+		return;
+	}
+	/*
+	 * A clean exit of an "always" unit is no failure: it comes back after the first backoff
+	 * step, and is never held for it.
+	 */
+	if (!failed) {
+		u->backoff_ms = BACKOFF_FIRST_MS;
+		nulld_unit_set_state(d, u, UNIT_BACKOFF);
+		arm_timer(u, BACKOFF_FIRST_MS);
 		return;
 	}
 	u->failures++;
@@ -606,6 +626,67 @@ nulld_shutdown(struct nulld *d, const char *why)
 	shutdown_step(d);
 }
 
+static void
+on_leftover_timer(struct nulld *d, struct nulld_watch *w, uint32_t events)
+{
+	uint64_t ticks;
+	if (read(d->leftover_timer, &ticks, sizeof(ticks)) < 0)
+		return; /* the loop runs the shutdown step again after this event */
+}
+
+/* Wakes the loop in 200 ms, to look at the leftovers again. */
+static void
+arm_leftover_timer(struct nulld *d)
+{
+	static struct nulld_watch w = { NULLD_W_EXTERNAL, NULL, on_leftover_timer };
+	if (d->leftover_timer < 0) {
+		d->leftover_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (d->leftover_timer < 0 || nulld_watch(d, d->leftover_timer, &w, EPOLLIN) < 0)
+			return;
+	}
+	struct itimerspec its = { .it_value = { .tv_nsec = 200000000L } };
+	timerfd_settime(d->leftover_timer, 0, &its, NULL);
+}
+
+/*
+ * After every unit stopped, what is left are processes the units left behind: they became our
+ * children (we are their subreaper, or PID 1). SIGTERM, then SIGKILL 5 s later. Returns true when
+ * none is left.
+ */
+static bool
+kill_leftovers(struct nulld *d)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	bool any = false;
+	if (!d->leftovers_ms)
+		d->leftovers_ms = nulld_now_ms();
+	int sig = nulld_now_ms() - d->leftovers_ms >= STOP_TIMEOUT_MS ? SIGKILL : SIGTERM;
+	for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
+		pid_t pid = (pid_t)atoi(tok);
+		if (pid <= 0)
+			continue;
+		/* Pin it first: only a child of ours that is still this process gets the signal. */
+		int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pfd < 0)
+			continue;
+		if (!any || sig == SIGKILL)
+			log_info("left over from a unit: pid %d: %s", (int)pid,
+				 sig == SIGKILL ? "SIGKILL" : "SIGTERM");
+		syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0);
+		close(pfd);
+		any = true;
+	}
+	if (any)
+		arm_leftover_timer(d);
+	return !any;
+}
+
 /* ---- the loop ---- */
 
 static void
@@ -710,7 +791,7 @@ nulld_loop_run(struct nulld *d)
 	for (;;) {
 		if (d->shutting_down) {
 			shutdown_step(d);
-			if (all_down(d))
+			if (all_down(d) && kill_leftovers(d))
 				return 0;
 		}
 		int n = epoll_wait(d->epfd, evs, (int)NB_ARRAY_SIZE(evs), -1);

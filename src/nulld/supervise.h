@@ -62,6 +62,7 @@ struct nulld_unit {
 	enum unit_state state;
 	uint64_t since_ms;
 	pid_t pid;
+	pid_t last_pid; /* the pid of the process that ended last */
 	int pidfd, ready_fd, log_fd, timer_fd, log_file;
 	size_t log_size, ready_line_len;
 	unsigned failures, exits;
@@ -93,6 +94,8 @@ struct nulld {
 	int epfd, sig_fd;
 	struct nulld_watch w_sig;
 	bool shutting_down;
+	uint64_t leftovers_ms; /* when the shutdown started on what units left behind */
+	int leftover_timer;    /* wakes the loop while those are being stopped */
 	uint64_t start_ms;
 	struct nulld_hooks hooks;
 	void *agents;  /* agents.c */

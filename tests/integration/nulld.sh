@@ -437,18 +437,29 @@ t_nullctl_non_root_refused() {
 	nd_stop
 }
 
-# --control-group: a member (uid 65534 in nogroup) may control nulld; without it, refused.
+# --control-group: a member (uid 65534 in nogroup) may control nulld, through a socket outside
+# the state dir (which stays 0700); a socket inside it is refused with the reason.
 t_nullctl_control_group() {
-	"$NULLBOX_NULLD" --state-dir "$S" --control-group nogroup >>"$W/nulld.log" 2>&1 &
+	local rc=0
+	"$NULLBOX_NULLD" --state-dir "$S" --control-group nogroup >"$W/out" 2>&1 || rc=$?
+	[ "$rc" = 1 ] && grep -qF "is inside the state dir" "$W/out" ||
+		die "a group socket inside the state dir was not refused: $(cat "$W/out")"
+	mkdir -p "$W/run"
+	"$NULLBOX_NULLD" --state-dir "$S" --socket "$W/run/ctl/nulld.sock" --control-group nogroup \
+		>>"$W/nulld.log" 2>&1 &
 	NULLD_PID=$!
-	wait_for 5 ctl status || die "nulld did not start"
-	[ "$(stat -c %a:%G "$S/nulld.sock")" = "660:nogroup" ] ||
-		die "socket is $(stat -c %a:%G "$S/nulld.sock"), expected 660:nogroup"
-	chmod 0711 "$S"
+	wait_for 5 "$NULLBOX_NULLCTL" --socket "$W/run/ctl/nulld.sock" status ||
+		die "nulld did not start"
+	[ "$(stat -c %a:%G "$W/run/ctl/nulld.sock")" = "660:nogroup" ] ||
+		die "socket is $(stat -c %a:%G "$W/run/ctl/nulld.sock"), expected 660:nogroup"
+	[ "$(stat -c %a:%G "$W/run/ctl")" = "750:nogroup" ] || die "socket dir not 750:nogroup"
+	[ "$(stat -c %a "$S")" = 700 ] || die "the state dir was opened up"
 	setpriv --reuid 65534 --regid 65534 --clear-groups \
-		"$NULLBOX_NULLCTL" --socket "$S/nulld.sock" status >"$W/out" 2>&1 ||
+		"$NULLBOX_NULLCTL" --socket "$W/run/ctl/nulld.sock" status >"$W/out" 2>&1 ||
 		die "a member of the control group was refused: $(cat "$W/out")"
-	nd_stop
+	"$NULLBOX_NULLCTL" --socket "$W/run/ctl/nulld.sock" shutdown >/dev/null
+	wait "$NULLD_PID" || true
+	NULLD_PID=""
 }
 
 # A service appends its own audit records; the actor is the service nulld knows by its pid, not
@@ -589,6 +600,78 @@ PY
 		die "no second start"
 	[ "$(ctl agent logs "$a" | sed -n 's/^key: //p' | sort -u | wc -l)" = 2 ] ||
 		die "the placeholder did not change with the restart"
+	nd_stop
+	check_clean
+}
+
+# A service leaves a child behind that holds its output pipe, then fails: nulld stays responsive
+# (it once spun on the pipe), restarts it by policy, and at shutdown kills the leftovers, even
+# ones that left the unit's session.
+t_nulld_leftovers() {
+	service_script o 0 "setsid python3 -c 'import time; time.sleep(300)' \"$W\" &
+sleep 0.3
+exit 1"
+	printf '[service.o]\nbinary = "%s"\n' "$W/o.sh" >"$W/nulld.toml"
+	nd_start "$W/nulld.toml"
+	wait_for 5 marks_at_least 2 || die "o was not restarted"
+	timeout 3 "$NULLBOX_NULLCTL" --state-dir "$S" status >/dev/null ||
+		die "nulld stopped answering while a leftover held a unit's pipe"
+	nd_stop
+	check_clean
+}
+
+# More audit records than one 64 KiB message holds: `nullctl audit` still answers, with the
+# newest records, and says the rest was left out.
+t_audit_large_log() {
+	cat >"$W/svc.py" <<'PY'
+import json, os, socket
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["NULLBOX_SOCKET"])
+f = s.makefile()
+for i in range(600):
+    req = {"jsonrpc": "2.0", "id": i, "method": "audit.append", "params": {
+        "action": "secret.read", "object": "KEY_%d" % i, "verdict": "allowed",
+        "reason": "bulk record %d for the size test" % i}}
+    s.sendall((json.dumps(req) + "\n").encode())
+    f.readline()
+os.write(int(os.environ["NULLBOX_READY_FD"]), b"ready\n")
+import time
+time.sleep(1000)
+PY
+	printf '[service.bulk]\nbinary = "/usr/bin/python3"\nargs = ["%s"]\n' "$W/svc.py" >"$W/nulld.toml"
+	nd_start "$W/nulld.toml"
+	wait_for 30 service_is 0 up || die "the bulk service never finished"
+	[ "$(stat -c %s "$S/audit/audit.log")" -gt 70000 ] || die "the log is too small for this test"
+	ctl audit >"$W/out" 2>&1 || die "nullctl audit failed on a large log: $(tail -2 "$W/out")"
+	ctl --json audit >"$W/out" 2>&1 || die "nullctl --json audit failed"
+	grep -q '"object":"KEY_599"' "$W/out" || die "the newest record is missing"
+	ctl audit verify >/dev/null || die "the large log does not verify"
+	nd_stop
+	check_clean
+}
+
+# An agent writes a 64 KiB line of control bytes with a marker behind it: `agent logs` still
+# answers, and `--follow` shows the marker (a stream never drops output).
+t_agent_log_flood() {
+	local a="l-$NAME_TAG" lp
+	agent_dir "$a" "" '
+import sys, time
+time.sleep(1)
+sys.stdout.write("\x01" * 65536 + "MARKER-AFTER-FLOOD\n")
+sys.stdout.flush()
+time.sleep(1000)'
+	nd_start
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	"$NULLBOX_NULLCTL" --state-dir "$S" agent logs "$a" --follow --raw >"$W/follow.log" 2>&1 &
+	lp=$!
+	wait_for 10 grep -q MARKER-AFTER-FLOOD "$W/follow.log" || {
+		kill "$lp"
+		die "the follow stream lost the output behind the flood"
+	}
+	kill -TERM "$lp"
+	wait "$lp" || true
+	ctl agent logs "$a" --raw >"$W/out" 2>&1 || die "agent logs failed after the flood: $(tail -c 300 "$W/out")"
+	grep -q MARKER-AFTER-FLOOD "$W/out" || die "agent logs lost the marker"
 	nd_stop
 	check_clean
 }
