@@ -393,6 +393,21 @@ t_nulld_sigkill_no_orphans() {
 	check_clean
 }
 
+# nulld killed while an agent is paused: the frozen sandbox must not stay behind (cage's guard
+# thaws and removes it once cage is gone).
+t_nulld_sigkill_while_paused() {
+	local a="z-$NAME_TAG"
+	agent_dir "$a"
+	nd_start
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	wait_for 10 agent_is "$a" up || die "agent not up"
+	ctl agent pause "$a" >/dev/null || die "pause refused"
+	kill -KILL "$NULLD_PID"
+	wait "$NULLD_PID" 2>/dev/null || true
+	NULLD_PID=""
+	check_clean
+}
+
 # ---- audit and control ----
 
 t_audit_tamper_verify() {
