@@ -239,12 +239,18 @@ nulld_config_defaults(const char *bindir, struct nulld_config *c, struct nb_err 
 		return nb_err_set(e, ENOMEM, "out of memory");
 	const char *prev = NULL;
 	for (size_t i = 0; i < NB_ARRAY_SIZE(names); i++) {
-		char bin[4096];
+		char bin[4200];
+		/* Installed next to nulld, or (a build tree) in src/NAME/NAME beside src/nulld. */
 		snprintf(bin, sizeof(bin), "%s/%s", bindir, names[i]);
+		if (access(bin, X_OK) < 0)
+			snprintf(bin, sizeof(bin), "%s/../%s/%s", bindir, names[i], names[i]);
 		if (access(bin, X_OK) < 0) {
-			log_info("service %s: not installed (%s), not started", names[i], bin);
+			log_info("service %s: not installed (next to nulld), not started", names[i]);
 			continue;
 		}
+		char real[4096];
+		if (realpath(bin, real))
+			snprintf(bin, sizeof(bin), "%s", real);
 		struct nulld_service_config *s = &c->services[c->n_services++];
 		size_t na = 0, nd = 0;
 		*s = (struct nulld_service_config){ .restart = NULLD_RESTART_ALWAYS,
