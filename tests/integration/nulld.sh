@@ -29,10 +29,16 @@ ctl() {
 	"$NULLBOX_NULLCTL" --state-dir "$S" "$@"
 }
 
-# nd_start [CONFIG]: starts nulld on $S and waits until it answers.
+# nd_start [CONFIG]: starts nulld on $S and waits until it answers. Without CONFIG, an empty
+# nulld.toml: no services (the built-in ones would be found in the build tree).
 nd_start() {
 	local args=(--state-dir "$S")
-	[ -n "${1:-}" ] && args+=(--config "$1")
+	if [ -n "${1:-}" ]; then
+		args+=(--config "$1")
+	else
+		: >"$W/empty.toml"
+		args+=(--config "$W/empty.toml")
+	fi
 	"$NULLBOX_NULLD" "${args[@]}" >>"$W/nulld.log" 2>&1 &
 	NULLD_PID=$!
 	for _ in $(seq 100); do
@@ -456,11 +462,12 @@ t_nullctl_non_root_refused() {
 # the state dir (which stays 0700); a socket inside it is refused with the reason.
 t_nullctl_control_group() {
 	local rc=0
-	"$NULLBOX_NULLD" --state-dir "$S" --control-group nogroup >"$W/out" 2>&1 || rc=$?
+	: >"$W/empty.toml"
+	"$NULLBOX_NULLD" --state-dir "$S" --config "$W/empty.toml" --control-group nogroup >"$W/out" 2>&1 || rc=$?
 	[ "$rc" = 1 ] && grep -qF "is inside the state dir" "$W/out" ||
 		die "a group socket inside the state dir was not refused: $(cat "$W/out")"
 	mkdir -p "$W/run"
-	"$NULLBOX_NULLD" --state-dir "$S" --socket "$W/run/ctl/nulld.sock" --control-group nogroup \
+	"$NULLBOX_NULLD" --state-dir "$S" --config "$W/empty.toml" --socket "$W/run/ctl/nulld.sock" --control-group nogroup \
 		>>"$W/nulld.log" 2>&1 &
 	NULLD_PID=$!
 	wait_for 5 "$NULLBOX_NULLCTL" --socket "$W/run/ctl/nulld.sock" status ||
