@@ -33,6 +33,8 @@ enum {
 	OPT_AGENT = 1 << 4,
 	OPT_VERDICT = 1 << 5,
 	OPT_LIMIT = 1 << 6,
+	OPT_VALUE = 1 << 7,
+	OPT_INJECT = 1 << 8,
 };
 
 struct ctl_opt {
@@ -45,7 +47,8 @@ static const struct ctl_opt cmd_opts[] = {
 	{ "name", true, OPT_NAME },	 { "lines", true, OPT_LINES },
 	{ "follow", false, OPT_FOLLOW }, { "raw", false, OPT_RAW },
 	{ "agent", true, OPT_AGENT },	 { "verdict", true, OPT_VERDICT },
-	{ "limit", true, OPT_LIMIT },
+	{ "limit", true, OPT_LIMIT },	 { "value", true, OPT_VALUE },
+	{ "inject", true, OPT_INJECT },
 };
 
 struct ctl_cmd {
@@ -121,6 +124,35 @@ static const struct ctl_cmd commands[] = {
 	  "K: REASON\" (exit 1) when a record was edited, deleted, reordered or the log was\n"
 	  "truncated.\n",
 	  0, 0, 0, ctl_cmd_audit_verify },
+	{ "ctx write", "AGENT KEY JSON", "write an entry to ctxgraph as an agent",
+	  "Writes an entry to ctxgraph, the agents' shared memory, as agent AGENT: KEY\n"
+	  "(UTF-8, at most 256 bytes, no control characters) and JSON, any JSON value\n"
+	  "without floating point numbers (a string needs its quotes: '\"text\"'; at most\n"
+	  "16 KiB as canonical JSON). Entries are immutable: the same write twice is one\n"
+	  "entry. Prints the entry's hash. The ctx commands talk to ctxgraph's control\n"
+	  "socket, ctxgraph.sock in the directory of nulld's socket; only root may use it,\n"
+	  "and there the operator sees every entry. A write is recorded in the audit log.\n",
+	  0, 3, 3, ctl_cmd_ctx_write },
+	{ "ctx read", "KEY", "print the latest entry of a key",
+	  "Prints the latest entry with KEY as \"key: value\" lines: key, agent, hash, seq,\n"
+	  "created, value (JSON).\n",
+	  0, 1, 1, ctl_cmd_ctx_read },
+	{ "ctx query", "[PREFIX] [--limit N]", "list the keys under a prefix",
+	  "Lists the latest entry of every key that starts with PREFIX (without PREFIX:\n"
+	  "every key), in byte order of the keys, in a table: SEQ CREATED AGENT KEY VALUE.\n"
+	  "'%' and '_' are ordinary characters.\n"
+	  "\n"
+	  "Options:\n"
+	  "  --limit N         at most N keys (default: all)\n",
+	  OPT_LIMIT, 0, 1, ctl_cmd_ctx_query },
+	{ "ctx history", "KEY", "list every entry of a key, oldest first",
+	  "Lists every entry ever written with KEY, oldest first, in a table: SEQ CREATED\n"
+	  "AGENT KEY VALUE.\n",
+	  0, 1, 1, ctl_cmd_ctx_history },
+	{ "ctx by-agent", "AGENT", "list every entry an agent wrote, oldest first",
+	  "Lists every entry written as agent AGENT, oldest first, in a table: SEQ CREATED\n"
+	  "AGENT KEY VALUE.\n",
+	  0, 1, 1, ctl_cmd_ctx_by_agent },
 	{ "service restart", "NAME", "restart a service",
 	  "Restarts one of nulld's services (warden, egress, ctxgraph, or one from\n"
 	  "nulld.toml), including one held after repeated failures.\n",
@@ -129,6 +161,32 @@ static const struct ctl_cmd commands[] = {
 	  "Asks nulld to stop the agents and services in reverse dependency order (SIGTERM,\n"
 	  "then SIGKILL after 5 s) and to exit.\n",
 	  0, 0, 0, ctl_cmd_shutdown },
+	{ "vault set", "NAME [--value V] [--inject MODE]", "store a secret in warden's vault",
+	  "Stores secret NAME in warden's vault, or replaces its value. The value is read\n"
+	  "from standard input when it is not a terminal (one trailing newline dropped),\n"
+	  "else prompted for without echo. NAME: letters, digits and '_', not starting\n"
+	  "with a digit. The vault commands talk to warden's socket, warden.sock in the\n"
+	  "directory of nulld's socket; only root may use it.\n"
+	  "\n"
+	  "Options:\n"
+	  "  --value V         the value on the command line (a warning is printed: other\n"
+	  "                    users can see it in the process list)\n"
+	  "  --inject MODE     how agents get it: placeholder (the default for a new secret;\n"
+	  "                    egress swaps it in requests to the bound hosts) or env (the\n"
+	  "                    real value in the agent's environment)\n",
+	  OPT_VALUE | OPT_INJECT, 1, 1, ctl_cmd_vault_set },
+	{ "vault list", "", "list the secrets (names and hosts, never values)",
+	  "Lists the secrets in a table: NAME INJECT HOSTS. Values are never shown.\n", 0, 0, 0,
+	  ctl_cmd_vault_list },
+	{ "vault delete", "NAME", "delete a secret", "Deletes secret NAME from the vault.\n", 0, 1,
+	  1, ctl_cmd_vault_delete },
+	/* 1 + 64 hosts: warden's limit per secret, so a longer list is a usage error here. */
+	{ "vault bind", "NAME HOST...", "set the hosts a secret may be sent to",
+	  "Sets the hosts secret NAME may be sent to (replacing the previous list): egress\n"
+	  "puts the real value only into requests to these hosts. A HOST is a name\n"
+	  "(api.example.com) or a wildcard over a domain (*.example.com); no addresses or\n"
+	  "ports.\n",
+	  0, 2, 65, ctl_cmd_vault_bind },
 };
 
 #define GLOBAL_OPTIONS_HELP                                                                        \
@@ -387,7 +445,8 @@ find_cmd(const char *words)
 static bool
 is_group(const char *w)
 {
-	return strcmp(w, "agent") == 0 || strcmp(w, "service") == 0;
+	return strcmp(w, "agent") == 0 || strcmp(w, "service") == 0 || strcmp(w, "vault") == 0 ||
+	       strcmp(w, "ctx") == 0;
 }
 
 /* `nullctl help [WORDS...]`. */
@@ -498,6 +557,17 @@ parse_cmd_args(struct ctl *c, int argc, char **argv, int i, const struct ctl_cmd
 		case OPT_RAW:
 			a->raw = true;
 			break;
+		case OPT_VALUE:
+			a->value = v;
+			break;
+		case OPT_INJECT:
+			if (strcmp(v, "placeholder") && strcmp(v, "env"))
+				return ctl_usage_error(cmd,
+						       "%s: --inject must be placeholder or env, "
+						       "not '%s'",
+						       cmd->words, v);
+			a->inject = v;
+			break;
 		}
 		if ((o->id == OPT_NAME || o->id == OPT_AGENT) && !v[0])
 			return ctl_usage_error(cmd, "%s: --%s: empty value", cmd->words, o->name);
@@ -515,9 +585,14 @@ parse_cmd_args(struct ctl *c, int argc, char **argv, int i, const struct ctl_cmd
 		print_cmd_help(stdout, cmd);
 		return -1;
 	}
-	if (a->n_pos < cmd->min_pos)
+	if (a->n_pos < cmd->min_pos) {
+		/* Name the first argument missing: "vault bind NAME" lacks HOST, not NAME. */
+		const char *want = cmd->args;
+		for (size_t k = 0; k < a->n_pos && strchr(want, ' '); k++)
+			want = strchr(want, ' ') + 1;
 		return ctl_usage_error(cmd, "%s: missing argument %.*s", cmd->words,
-				       (int)strcspn(cmd->args, " "), cmd->args);
+				       (int)strcspn(want, " "), want);
+	}
 	if (a->n_pos > cmd->max_pos)
 		return ctl_usage_error(cmd, "%s: unexpected argument '%s'", cmd->words,
 				       pos[cmd->max_pos]);

@@ -9,6 +9,8 @@
  *   commands.c  one function per command: the request it sends and how it prints the reply
  *   output.c    what reaches the terminal: escaping of daemon- and agent-supplied strings,
  *               display widths, tables, durations
+ *   vault.c     the vault commands, which talk to warden's socket (warden.sock next to nulld's)
+ *   ctx.c       the ctx commands, which talk to ctxgraph's socket (ctxgraph.sock next to nulld's)
  *
  * Exit codes: 0 ok, 1 refused or failed (nulld's message is printed), 2 usage.
  */
@@ -50,6 +52,8 @@ struct ctl_args {
 	int64_t limit;	     /* --limit; -1 if not given */
 	bool follow;	     /* --follow */
 	bool raw;	     /* --raw */
+	const char *value;   /* --value */
+	const char *inject;  /* --inject: "placeholder" or "env" */
 };
 
 struct ctl_cmd;
@@ -103,6 +107,21 @@ int ctl_cmd_audit(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_audit_verify(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_service_restart(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_shutdown(struct ctl *c, const struct ctl_args *a);
+
+/* ---- vault.c ---- */
+
+int ctl_cmd_vault_set(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_vault_list(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_vault_delete(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_vault_bind(struct ctl *c, const struct ctl_args *a);
+
+/* ---- ctx.c ---- */
+
+int ctl_cmd_ctx_write(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_ctx_read(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_ctx_query(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_ctx_history(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_ctx_by_agent(struct ctl *c, const struct ctl_args *a);
 
 /* ---- output.c ---- */
 
