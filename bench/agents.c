@@ -27,8 +27,9 @@
  * all of them alike. Figures are printed, never asserted: the machines this runs on are shared.
  *
  * Everything the benchmark creates lives in one mkdtemp(3) directory that it removes at the end;
- * it signals only the processes it started (nulld, nullctl, bare cages), by pid. nulld and bare
- * cages get SIGTERM if the benchmark dies.
+ * it signals only the processes it started (nulld, nullctl, bare cages, and a cage nulld started
+ * for it that outlived nulld, which would be a bug), by pid. nulld and bare cages get SIGTERM if
+ * the benchmark dies; nulld then stops its agents.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1987,9 +1988,25 @@ report_header(struct report *rp)
 	read_loadavg(rp->load_start, sizeof(rp->load_start));
 }
 
-/* Whatever of this run still runs (a bug, or an interrupted run): listed, then SIGKILLed. */
+/* argv[0] of @pid, or "" when it is gone. */
+static void
+proc_argv0(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * Whatever of this run still runs after a grace period (a bug, or an interrupted run): processes
+ * whose command line names the workspace. Each is listed; those that are one of the programs this
+ * run started (cage, nulld, nullctl: directly or through nulld) get SIGKILL, by pid. A cage's
+ * sandbox ends with it. Returns how many there were.
+ */
 static size_t
-kill_leftovers(const struct workspace *w)
+kill_leftovers(const struct opts *o, const struct workspace *w)
 {
 	pid_t left[256];
 	size_t n = 0;
@@ -2000,9 +2017,14 @@ kill_leftovers(const struct workspace *w)
 		sleep_ms(100);
 	}
 	for (size_t i = 0; i < n && i < NB_ARRAY_SIZE(left); i++) {
-		fprintf(stderr, PROG ": process %d of this run still runs: SIGKILL\n",
-			(int)left[i]);
-		kill(left[i], SIGKILL);
+		char argv0[PATH_MAX];
+		proc_argv0(left[i], argv0, sizeof(argv0));
+		bool ours = strcmp(argv0, o->cage) == 0 || strcmp(argv0, o->nulld) == 0 ||
+			    (o->nullctl && strcmp(argv0, o->nullctl) == 0);
+		fprintf(stderr, PROG ": process %d (%s) of this run still runs%s\n", (int)left[i],
+			argv0, ours ? ": SIGKILL" : "; not one this run started, left alone");
+		if (ours)
+			kill(left[i], SIGKILL);
 	}
 	return n;
 }
@@ -2040,7 +2062,7 @@ main(int argc, char **argv)
 	char err[1024];
 	if (nulld_start(&nd, &o, &w, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
-		kill_leftovers(&w);
+		kill_leftovers(&o, &w);
 		workspace_remove(&w);
 		return 1;
 	}
@@ -2061,7 +2083,7 @@ main(int argc, char **argv)
 	close(nd.log_fd);
 	/* A cgroup or process of ours left behind is a bug, not a timing: it fails the run. */
 	cgroup_scan_settled(&rp.cg, &w, CGROUP_GONE_TIMEOUT_MS);
-	rp.procs_left = kill_leftovers(&w);
+	rp.procs_left = kill_leftovers(&o, &w);
 	if (rp.cg.ours.n || rp.procs_left)
 		rc = 1;
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +135,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "nulld: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+
+	/*
+	 * Four descriptors per agent (pidfd, timer, log and result pipes): the usual soft limit of
+	 * 1024 would stop at about 250 agents. Take the hard limit.
+	 */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			log_perr("setrlimit(RLIMIT_NOFILE)");
 	}
 
 	struct nb_err e = { 0 };
