@@ -131,7 +131,7 @@ check_clean() {
 	for _ in $(seq 40); do
 		left=$(for p in /proc/[0-9]*; do
 			[ "${p#/proc/}" = "$$" ] && continue
-			tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$W" && echo "${p#/proc/}"
+			{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$W" && echo "${p#/proc/}"
 		done || true)
 		[ -z "$left" ] && break
 		sleep 0.1
@@ -290,11 +290,16 @@ t_ctxgraph_two_agents() {
 	[ "$(op ctx.by_agent '{"agent": "bob"}' | json_get entries.0.hash)" = "$hb" ] ||
 		die "by_agent bob"
 	# Many connections at once on both sockets, each write under its socket's name.
+	local pids=()
 	for i in $(seq 10); do
 		as_agent "$a" write "shared/a$i" "$i" >/dev/null &
+		pids+=($!)
 		as_agent "$b" write "shared/b$i" "$i" >/dev/null &
+		pids+=($!)
 	done
-	wait
+	for p in "${pids[@]}"; do
+		wait "$p" || die "a concurrent write failed"
+	done
 	local keys
 	keys=$(op ctx.by_agent '{"agent": "alice"}' | json_get entries | lines_get key)
 	[ "$(wc -l <<<"$keys")" = 11 ] && ! grep -q '^shared/b' <<<"$keys" ||
@@ -414,7 +419,7 @@ t_ctxgraph_nullctl() {
 	grep -q '^already there: ' <<<"$out" || die "a repeat printed: $out"
 	out=$(ctl ctx read shared/b) || die "ctx read failed"
 	grep -q '^agent: *bob$' <<<"$out" || die "ctx read: $out"
-	grep -qF 'u001b[31mred' <<<"$out" || die "ctx read: the value: $out"
+	grep -qiF 'u001b[31mred' <<<"$out" || die "ctx read: the value: $out"
 	grep -q $'\x1b' <<<"$out" && die "ctx read printed a raw escape character"
 	out=$(ctl ctx query shared/)
 	grep -q 'shared/a' <<<"$out" && grep -q 'shared/b' <<<"$out" || die "ctx query: $out"
@@ -530,7 +535,7 @@ t_ctxgraph_under_nulld() {
 	for b in NULLBOX_NULLD NULLBOX_NULLCTL NULLBOX_CAGE; do
 		[ -x "${!b:-}" ] || { echo "BROKEN TEST: $b" >&2; exit 99; }
 	done
-	local S=$W/state name="nd-$NAME_TAG"
+	local S=$W/nd name="nd-$NAME_TAG"
 	mkdir -m 0700 "$S"
 	printf '[service.ctxgraph]\nbinary = "%s"\n' "$NULLBOX_CTXGRAPH" >"$W/nulld.toml"
 	ctl() { "$NULLBOX_NULLCTL" --state-dir "$S" "$@"; }
@@ -553,13 +558,15 @@ PY
 	chmod -R a+rX "$W/$name"
 	"$NULLBOX_NULLD" --state-dir "$S" --config "$W/nulld.toml" >>"$W/nulld.log" 2>&1 &
 	NULLD_PID=$!
+	local up=""
 	for _ in $(seq 100); do
 		ctl --json status 2>/dev/null | python3 -c 'import json, sys
 s = json.load(sys.stdin)
-sys.exit(0 if any(u["name"] == "ctxgraph" and u["state"] == "up" for u in s["services"]) else 1)' &&
-			break
+sys.exit(0 if any(u["name"] == "ctxgraph" and u["state"] == "up" for u in s["services"]) else 1)' \
+			2>/dev/null && up=1 && break
 		sleep 0.1
 	done
+	[ -n "$up" ] || die "ctxgraph did not come up under nulld: $(ctl status 2>&1)"
 	ctl agent start "$W/$name" >/dev/null || die "agent start failed"
 	for _ in $(seq 100); do
 		ctl agent logs "$name" 2>/dev/null | grep -q forgery && break
