@@ -81,7 +81,7 @@ check_clean() {
 		left=$(
 			for p in /proc/[0-9]*; do
 				[ "${p#/proc/}" = "$$" ] && continue
-				if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$W"; then
+				if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$W"; then
 					echo "${p#/proc/}"
 				fi
 			done
@@ -411,6 +411,40 @@ t_nulld_sigkill_while_paused() {
 	kill -KILL "$NULLD_PID"
 	wait "$NULLD_PID" 2>/dev/null || true
 	NULLD_PID=""
+	check_clean
+}
+
+# Under nulld with a ctxgraph service: the agent finds its own socket at
+# /run/nullbox/ctxgraph.sock, writes and reads within its prefixes, is refused outside them, and
+# the operator sees the entry written by that agent (identity from the socket, not the request).
+t_agent_ctxgraph_memory() {
+	[ -x "${NULLBOX_CTXGRAPH:-}" ] || { echo "BROKEN TEST: NULLBOX_CTXGRAPH not set" >&2; exit 99; }
+	local a="m-$NAME_TAG"
+	printf '[service.ctxgraph]\nbinary = "%s"\n' "$NULLBOX_CTXGRAPH" >"$W/nulld.toml"
+	agent_dir "$a" "$(printf '[capabilities.ctxgraph]\nread = ["notes/"]\nwrite = ["notes/"]')" '
+import json, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/nullbox/ctxgraph.sock")
+f = s.makefile()
+def call(i, method, params):
+    s.sendall((json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n").encode())
+    return json.loads(f.readline())
+print("write:", json.dumps(call(1, "ctx.write", {"key": "notes/a", "value": {"x": 1}})), flush=True)
+print("read:", json.dumps(call(2, "ctx.read", {"key": "notes/a"})), flush=True)
+print("outside:", json.dumps(call(3, "ctx.write", {"key": "secrets/a", "value": 1})), flush=True)
+time.sleep(1000)'
+	nd_start "$W/nulld.toml"
+	wait_for 10 service_is 0 up || die "ctxgraph did not get ready"
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	wait_for 15 sh -c "\"$NULLBOX_NULLCTL\" --state-dir \"$S\" agent logs $a | grep -q '^outside:'" ||
+		die "the agent did not finish its calls: $(ctl agent logs "$a" | tail -5)"
+	ctl agent logs "$a" >"$W/out"
+	grep '^write:' "$W/out" | grep -q '"result"' || die "the write failed: $(cat "$W/out")"
+	grep '^read:' "$W/out" | grep -q '"x": 1' || die "the read did not return the value: $(cat "$W/out")"
+	grep '^outside:' "$W/out" | grep -q '"error"' || die "a write outside the prefixes was accepted"
+	ctl --json ctx read notes/a >"$W/ctx.out" 2>&1 || die "nullctl ctx read failed: $(cat "$W/ctx.out")"
+	grep -q "\"agent\": *\"$a\"" "$W/ctx.out" || die "the entry is not attributed to $a: $(cat "$W/ctx.out")"
+	nd_stop
 	check_clean
 }
 
