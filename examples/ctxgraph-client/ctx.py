@@ -120,7 +120,9 @@ class Client:
         return self.call("ctx.write", {"key": key, "value": value})
 
     def write_batch(self, entries):
-        """Stores [(key, value), ...] in one transaction: all or none."""
+        """Stores [(key, value), ...] in one transaction: all or none.
+
+        Returns {created: N (new entries), hashes: [...], seqs: [...]} in the order given."""
         return self.call("ctx.write_batch",
                          {"entries": [{"key": k, "value": v} for k, v in entries]})
 

@@ -20,23 +20,23 @@
 #include "json.h"
 #include "store.h"
 
-#define CTXGRAPH_NAME_MAX 64	  /* agent names: [A-Za-z0-9_-]{1,64}, as in AGENT.toml */
-#define CTXGRAPH_KEY_MAX 256	  /* bytes of UTF-8 */
-#define CTXGRAPH_VALUE_MAX 16384  /* bytes of canonical JSON */
-#define CTXGRAPH_LIMIT_MAX 1000	  /* entries per page */
+#define CTXGRAPH_NAME_MAX 64	 /* agent names: [A-Za-z0-9_-]{1,64}, as in AGENT.toml */
+#define CTXGRAPH_KEY_MAX 256	 /* bytes of UTF-8 */
+#define CTXGRAPH_VALUE_MAX 16384 /* bytes of canonical JSON */
+#define CTXGRAPH_LIMIT_MAX 1000	 /* entries per page */
 #define CTXGRAPH_LIMIT_DEFAULT 100
-#define CTXGRAPH_BATCH_MAX 1000 /* entries per ctx.write_batch */
+#define CTXGRAPH_BATCH_MAX 1000				  /* entries per ctx.write_batch */
 #define CTXGRAPH_PREFIXES_MAX CTXGRAPH_STORE_MAX_PREFIXES /* per read or write list */
-#define CTXGRAPH_DEFAULT_RATE 100   /* writes per second per agent */
+#define CTXGRAPH_DEFAULT_RATE 100			  /* writes per second per agent */
 #define CTXGRAPH_DEFAULT_BURST 200
 #define CTXGRAPH_RATE_MAX 1000000
 /* Cursors: "k" + hex of a key, or "s" + a decimal seq. */
 #define CTXGRAPH_CURSOR_MAX (1 + 2 * CTXGRAPH_KEY_MAX + 1)
 
 /* Application error codes (JSON-RPC leaves -32768..-32000 to itself). */
-#define CTXGRAPH_ERR_FAILED 1	 /* valid, but it could not be done (storage) */
-#define CTXGRAPH_ERR_NOT_FOUND 2 /* no such entry or agent */
-#define CTXGRAPH_ERR_DENIED 10	 /* ACL, forged identity, operator-only method */
+#define CTXGRAPH_ERR_FAILED 1	  /* valid, but it could not be done (storage) */
+#define CTXGRAPH_ERR_NOT_FOUND 2  /* no such entry or agent */
+#define CTXGRAPH_ERR_DENIED 10	  /* ACL, forged identity, operator-only method */
 #define CTXGRAPH_ERR_TOO_LARGE 11 /* key or value over its limit */
 #define CTXGRAPH_ERR_RATE 12	  /* write rate over the agent's limit; data: {retry_after_ms} */
 
@@ -68,7 +68,7 @@ int ctxgraph_value_canonical(const json_t *v, char **out, size_t *len, struct nb
 /*
  * The entry hash: lower-case hex SHA-256 of @agent 0x00 @key 0x00 @value (canonical JSON,
  * @value_len bytes) into @out. Neither @agent nor @key holds a NUL, so the split is unambiguous.
- * Returns 0, -ENOMEM or -EIO.
+ * Returns 0 or -EIO. Not thread-safe (one digest context is reused).
  */
 int ctxgraph_entry_hash(const char *agent, const char *key, const char *value, size_t value_len,
 			char out[NB_SHA256_HEX_LEN + 1]);
@@ -143,8 +143,8 @@ struct nb_ipc_server *ctxgraph_server(struct ctxgraph *g);
 
 /* An agent's registration. */
 struct ctxgraph_agent_opts {
-	const char *const *read; /* key prefixes it may read ("" : everything) */
-	size_t n_read;		 /* <= CTXGRAPH_PREFIXES_MAX */
+	const char *const *read;  /* key prefixes it may read ("" : everything) */
+	size_t n_read;		  /* <= CTXGRAPH_PREFIXES_MAX */
 	const char *const *write; /* key prefixes it may write */
 	size_t n_write;
 	bool has_uid; /* only this peer uid may connect to its socket */
@@ -174,4 +174,4 @@ int ctxgraph_agent_unregister(struct ctxgraph *g, const char *name, struct nb_er
  * operator (@operator), the registered agent @agent, or nobody (both unset: refused, the
  * default). Returns 0, or -ENOENT if @agent is not registered.
  */
-int ctxgraph_feed_as(struct ctxgraph *g, bool operator, const char *agent);
+int ctxgraph_feed_as(struct ctxgraph *g, bool operator, const char * agent);

@@ -1,9 +1,11 @@
 /*
  * entry.c: the pure parts of ctxgraph (see ctxgraph.h): names, keys, values, the entry hash,
- * cursors and token buckets. No I/O, no global state: unit tests and the fuzzer call them as is.
+ * cursors and token buckets. No I/O, and no state but a reused digest context: unit tests and
+ * the fuzzer call them as is.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,29 +133,43 @@ ctxgraph_value_canonical(const json_t *v, char **out, size_t *len, struct nb_err
 		size_t n = *len;
 		free(*out);
 		*out = NULL;
-		return nb_err_set(e, E2BIG,
-				  "the value is %zu bytes as canonical JSON; at most %d are allowed",
-				  n, CTXGRAPH_VALUE_MAX);
+		return nb_err_set(
+			e, E2BIG,
+			"the value is %zu bytes as canonical JSON; at most %d are allowed", n,
+			CTXGRAPH_VALUE_MAX);
 	}
 	return 0;
+}
+
+/*
+ * One digest context, fetched and allocated once: a write's hash is on the hot path of every
+ * batch, and OpenSSL 3 otherwise looks the algorithm up and allocates a context per call.
+ * ctxgraph is single-threaded (so is everything that calls this).
+ */
+static EVP_MD_CTX *
+sha256_ctx(void)
+{
+	static EVP_MD_CTX *ctx;
+	static EVP_MD *md;
+	if (!md && !(md = EVP_MD_fetch(NULL, "SHA256", NULL)))
+		return NULL;
+	if (!ctx)
+		ctx = EVP_MD_CTX_new();
+	return ctx && EVP_DigestInit_ex2(ctx, md, NULL) == 1 ? ctx : NULL;
 }
 
 int
 ctxgraph_entry_hash(const char *agent, const char *key, const char *value, size_t value_len,
 		    char out[NB_SHA256_HEX_LEN + 1])
 {
-	size_t na = strlen(agent), nk = strlen(key);
-	size_t n = na + 1 + nk + 1 + value_len;
-	_cleanup_free_ char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, agent, na);
-	buf[na] = '\0';
-	memcpy(buf + na + 1, key, nk);
-	buf[na + 1 + nk] = '\0';
-	memcpy(buf + na + 1 + nk + 1, value, value_len);
+	EVP_MD_CTX *ctx = sha256_ctx();
 	uint8_t d[NB_SHA256_LEN];
-	if (nb_sha256(buf, n, d) < 0)
+	unsigned n = 0;
+	/* The NULs are part of the input: strlen + 1 bytes of agent and key. */
+	if (!ctx || EVP_DigestUpdate(ctx, agent, strlen(agent) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, key, strlen(key) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, value, value_len) != 1 || EVP_DigestFinal_ex(ctx, d, &n) != 1 ||
+	    n != NB_SHA256_LEN)
 		return -EIO;
 	nb_hex(d, sizeof(d), out);
 	return 0;
@@ -226,8 +242,8 @@ ctxgraph_cursor_seq(const char *cursor, int64_t *seq)
 }
 
 bool
-ctxgraph_bucket_take(struct ctxgraph_bucket *b, double rate, double burst, double n,
-		     int64_t now_ns, int64_t *retry_ms)
+ctxgraph_bucket_take(struct ctxgraph_bucket *b, double rate, double burst, double n, int64_t now_ns,
+		     int64_t *retry_ms)
 {
 	if (!b->primed) {
 		b->primed = true;

@@ -170,9 +170,8 @@ audit_to_nulld(void *data, const char *action, const char *object, const char *v
 			return;
 		}
 	}
-	_cleanup_json_ json_t *params =
-		json_pack("{s:s,s:s,s:s,s:s}", "action", action, "object", object, "verdict",
-			  verdict, "reason", reason);
+	_cleanup_json_ json_t *params = json_pack("{s:s,s:s,s:s,s:s}", "action", action, "object",
+						  object, "verdict", verdict, "reason", reason);
 	if (params && detail)
 		json_object_set(params, "detail", detail);
 	if (!params || nb_ipc_notify(a->client, "audit.append", params, AUDIT_TIMEOUT_MS, &e) < 0) {

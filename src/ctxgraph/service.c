@@ -62,9 +62,9 @@ struct reg {
 	double rate, burst;
 	struct ctxgraph_bucket writes;
 	struct ctxgraph_bucket audits;
-	uint64_t suppressed;	     /* refusals not logged or audited since the last one that was */
-	int64_t rate_logged_ns;	     /* last "rate limited" log line */
-	uint64_t rate_refused;	     /* writes refused for rate since that line */
+	uint64_t suppressed;	/* refusals not logged or audited since the last one that was */
+	int64_t rate_logged_ns; /* last "rate limited" log line */
+	uint64_t rate_refused;	/* writes refused for rate since that line */
 	struct reg *next;
 };
 
@@ -201,9 +201,8 @@ ctxgraph_agent_register(struct ctxgraph *g, const char *name,
 	if (path)
 		*path = NULL;
 	if (!ctxgraph_name_valid(name))
-		return nb_err_set(e, EINVAL,
-				  "agent name \"%.80s\": use 1 to %d of A-Z a-z 0-9 - _", name,
-				  CTXGRAPH_NAME_MAX);
+		return nb_err_set(e, EINVAL, "agent name \"%.80s\": use 1 to %d of A-Z a-z 0-9 - _",
+				  name, CTXGRAPH_NAME_MAX);
 	int64_t rate = opts->rate ? opts->rate : g->rate;
 	int64_t burst = opts->burst ? opts->burst : g->burst;
 	if (rate < 1 || rate > CTXGRAPH_RATE_MAX || burst < 1 || burst > CTXGRAPH_RATE_MAX)
@@ -244,11 +243,11 @@ ctxgraph_agent_register(struct ctxgraph *g, const char *name,
 			}
 			r = nb_ipc_server_listen(g->srv, reg->path, 0660, (gid_t)-1, reg, e);
 			/*
-			 * Why 0666: the agent runs under an unprivileged uid of its cage's choosing,
-			 * outside our group, and must connect. Who can reach the file is decided by
-			 * the directories above it (the run dir, the 0711 agent dir) and the bind
-			 * into that agent's cage; what it may do is decided by which socket it is.
-			 * With a uid in the registration, allow_peer checks it too.
+			 * Why 0666: the agent runs under an unprivileged uid of its cage's
+			 * choosing, outside our group, and must connect. Who can reach the file is
+			 * decided by the directories above it (the run dir, the 0711 agent dir) and
+			 * the bind into that agent's cage; what it may do is decided by which
+			 * socket it is. With a uid in the registration, allow_peer checks it too.
 			 */
 			if (r == 0 && chmod(reg->path, 0666) < 0) {
 				r = nb_err_setp(e, errno, "%s: chmod 0666", reg->path);
@@ -329,7 +328,7 @@ allow_peer(const struct nb_ipc_peer *peer, void *tag, void *data)
 }
 
 struct caller {
-	struct reg *reg; /* the agent's registration; NULL for the operator */
+	struct reg *reg;  /* the agent's registration; NULL for the operator */
 	const char *name; /* the agent's name, or "operator" */
 };
 
@@ -454,8 +453,7 @@ check_claim(struct ctxgraph *g, const struct caller *c, const char *method, json
 
 /* A string param that must be a valid key (or prefix). */
 static int
-param_key(json_t *params, const char *name, bool prefix, const char **out,
-	  struct nb_ipc_error *err)
+param_key(json_t *params, const char *name, bool prefix, const char **out, struct nb_ipc_error *err)
 {
 	json_t *v;
 	int r = nb_ipc_param_json(params, name, NB_IPC_NAMED_ONLY, JSON_STRING, true, &v, err);
@@ -465,9 +463,9 @@ param_key(json_t *params, const char *name, bool prefix, const char **out,
 	r = ctxgraph_key_check(json_string_value(v), json_string_length(v), prefix, why,
 			       sizeof(why));
 	if (r < 0)
-		return nb_ipc_error_set(err,
-					r == -E2BIG ? CTXGRAPH_ERR_TOO_LARGE : NB_IPC_INVALID_PARAMS,
-					"invalid %s: %s", name, why);
+		return nb_ipc_error_set(
+			err, r == -E2BIG ? CTXGRAPH_ERR_TOO_LARGE : NB_IPC_INVALID_PARAMS,
+			"invalid %s: %s", name, why);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -530,7 +528,8 @@ static json_t *
 entry_json(const struct ctxgraph_entry *en)
 {
 	json_error_t jerr;
-	json_t *value = json_loadb(en->value, en->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	json_t *value =
+		json_loadb(en->value, en->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!value)
 		return NULL;
 	return json_pack("{s:s,s:s,s:s,s:o,s:I,s:I}", "hash", en->hash, "agent", en->agent, "key",
@@ -543,8 +542,8 @@ struct page {
 	json_t *entries;
 	int64_t limit;
 	size_t bytes;
-	bool more;    /* there is at least one more entry after the last one added */
-	bool by_key;  /* the cursor is the last key (ctx.query), else the last seq */
+	bool more;   /* there is at least one more entry after the last one added */
+	bool by_key; /* the cursor is the last key (ctx.query), else the last seq */
 	char last_key[CTXGRAPH_KEY_MAX + 1];
 	int64_t last_seq;
 	bool failed;
@@ -700,10 +699,9 @@ m_agent_register(struct nb_ipc_call *call, json_t *params, json_t **result,
 	const char *path = NULL;
 	bool created = false;
 	if (ctxgraph_agent_register(g, name, &o, &path, &created, &e) < 0)
-		return nb_ipc_error_set(err,
-					e.code == EINVAL ? NB_IPC_INVALID_PARAMS
-							 : CTXGRAPH_ERR_FAILED,
-					"%s", e.msg);
+		return nb_ipc_error_set(
+			err, e.code == EINVAL ? NB_IPC_INVALID_PARAMS : CTXGRAPH_ERR_FAILED, "%s",
+			e.msg);
 	*result = json_pack("{s:s?,s:b}", "path", path, "created", created);
 	return NB_IPC_OK;
 }
@@ -745,8 +743,8 @@ m_agent_list(struct nb_ipc_call *call, json_t *params, json_t **result, struct n
 		if (!reg->live)
 			continue;
 		json_t *a = json_pack("{s:s,s:s?,s:o,s:o,s:I,s:I}", "name", reg->name, "path",
-				      reg->path, "read", strv_json(reg->read, reg->n_read),
-				      "write", strv_json(reg->write, reg->n_write), "rate",
+				      reg->path, "read", strv_json(reg->read, reg->n_read), "write",
+				      strv_json(reg->write, reg->n_write), "rate",
 				      (json_int_t)reg->rate, "burst", (json_int_t)reg->burst);
 		if (a && reg->has_uid)
 			json_object_set_new(a, "uid", json_integer((json_int_t)reg->uid));
@@ -790,9 +788,9 @@ prepare_entry(struct ctxgraph *g, const struct caller *c, const char *method, co
 	struct nb_err e = { 0 };
 	r = ctxgraph_value_canonical(value, &p->value, &p->value_len, &e);
 	if (r < 0)
-		return nb_ipc_error_set(err,
-					r == -E2BIG ? CTXGRAPH_ERR_TOO_LARGE : NB_IPC_INVALID_PARAMS,
-					"invalid value for key \"%.64s\": %s", key, e.msg);
+		return nb_ipc_error_set(
+			err, r == -E2BIG ? CTXGRAPH_ERR_TOO_LARGE : NB_IPC_INVALID_PARAMS,
+			"invalid value for key \"%.64s\": %s", key, e.msg);
 	p->key = key;
 	if (ctxgraph_entry_hash(writer, key, p->value, p->value_len, p->hash) < 0)
 		return nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR, "cannot hash the entry");
@@ -934,7 +932,8 @@ m_write_batch(struct nb_ipc_call *call, json_t *params, json_t **result, struct 
 		json_t *o = json_array_get(entries, i);
 		if (!json_is_object(o))
 			return nb_ipc_error_set(err, NB_IPC_INVALID_PARAMS,
-						"invalid params: entries[%zu] must be an object", i);
+						"invalid params: entries[%zu] must be an object",
+						i);
 		r = check_params(o, entry_names, NB_ARRAY_SIZE(entry_names), err);
 		if (r == 0)
 			r = check_claim(g, &c, "ctx.write_batch", o, err);
@@ -971,21 +970,29 @@ m_write_batch(struct nb_ipc_call *call, json_t *params, json_t **result, struct 
 		if (created < 0)
 			r = store_failed(&e, err);
 	}
-	json_t *arr = r == 0 ? json_array() : NULL;
-	for (size_t i = 0; arr && i < n; i++) {
-		json_array_append_new(arr, json_pack("{s:s,s:b,s:I}", "hash", p[i].hash,
-						     "created", puts[i].created, "seq",
-						     (json_int_t)puts[i].seq));
-		if (puts[i].created)
-			operator_wrote(g, &c, "ctx.write_batch", writer, p[i].key, p[i].hash);
+	/* Why arrays, not an object per entry: a batch exists to be cheap, and a hundred small
+	 * objects cost more to build and parse (both ends) than the rest of the reply. */
+	json_t *hashes = r == 0 ? json_array() : NULL, *seqs = r == 0 ? json_array() : NULL;
+	for (size_t i = 0; hashes && seqs && i < n; i++) {
+		json_array_append_new(hashes, json_string_nocheck(p[i].hash));
+		json_array_append_new(seqs, json_integer((json_int_t)puts[i].seq));
 	}
+	/* One record for the operator's batch, not one per entry. */
+	if (r == 0 && created > 0 && !c.reg)
+		decide(g, &c, "ctx.write_batch", "ctx.write", p[0].key, "allowed",
+		       "written by the operator as agent %s: %d new of %zu entries (the first: "
+		       "hash %s)",
+		       writer, created, n, p[0].hash);
 	for (size_t i = 0; p && i < n; i++)
 		free(p[i].value);
 	free(p);
 	free(puts);
-	if (r < 0)
+	if (r < 0) {
+		json_decref(hashes);
+		json_decref(seqs);
 		return r;
-	*result = json_pack("{s:o,s:i}", "entries", arr, "created", created);
+	}
+	*result = json_pack("{s:i,s:o,s:o}", "created", created, "hashes", hashes, "seqs", seqs);
 	return NB_IPC_OK;
 }
 
@@ -1092,7 +1099,8 @@ m_query(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_ipc
 		for (size_t i = 0; i < c.reg->n_read; i++)
 			if (ctxgraph_prefix_match(c.reg->read[i], prefix))
 				inside[n++] = c.reg->read[i];
-		scope = (struct ctxgraph_scope){ .agent = c.name, .prefixes = inside,
+		scope = (struct ctxgraph_scope){ .agent = c.name,
+						 .prefixes = inside,
 						 .n_prefixes = n };
 	}
 	struct page p = { .entries = json_array(), .limit = limit, .by_key = true };
@@ -1101,9 +1109,9 @@ m_query(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_ipc
 				  page_row, &p, &e);
 	if (r < 0 || p.failed || !p.entries) {
 		json_decref(p.entries);
-		return p.failed || !p.entries
-			       ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR, "cannot build the reply")
-			       : store_failed(&e, err);
+		return p.failed || !p.entries ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR,
+								 "cannot build the reply")
+					      : store_failed(&e, err);
 	}
 	if (r == 0 && !cursor && !scope.all && scope.n_prefixes == 0) {
 		json_decref(p.entries);
@@ -1150,9 +1158,9 @@ m_history(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_i
 	r = ctxgraph_store_history(g->store, key, after, &scope, limit + 1, page_row, &p, &e);
 	if (r < 0 || p.failed || !p.entries) {
 		json_decref(p.entries);
-		return p.failed || !p.entries
-			       ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR, "cannot build the reply")
-			       : store_failed(&e, err);
+		return p.failed || !p.entries ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR,
+								 "cannot build the reply")
+					      : store_failed(&e, err);
 	}
 	if (r == 0 && !cursor && own_only) {
 		json_decref(p.entries);
@@ -1205,9 +1213,9 @@ m_by_agent(struct nb_ipc_call *call, json_t *params, json_t **result, struct nb_
 	r = ctxgraph_store_by_agent(g->store, agent, after, &scope, limit + 1, page_row, &p, &e);
 	if (r < 0 || p.failed || !p.entries) {
 		json_decref(p.entries);
-		return p.failed || !p.entries
-			       ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR, "cannot build the reply")
-			       : store_failed(&e, err);
+		return p.failed || !p.entries ? nb_ipc_error_set(err, NB_IPC_INTERNAL_ERROR,
+								 "cannot build the reply")
+					      : store_failed(&e, err);
 	}
 	*result = page_result(&p);
 	return NB_IPC_OK;
@@ -1240,7 +1248,7 @@ ctxgraph_server(struct ctxgraph *g)
 }
 
 int
-ctxgraph_feed_as(struct ctxgraph *g, bool operator, const char *agent)
+ctxgraph_feed_as(struct ctxgraph *g, bool operator, const char * agent)
 {
 	if (operator) {
 		g->feed = &g->control;
@@ -1258,8 +1266,8 @@ ctxgraph_feed_as(struct ctxgraph *g, bool operator, const char *agent)
 }
 
 int
-ctxgraph_new(struct ctxgraph_store *store, const struct ctxgraph_config *cfg,
-	     struct ctxgraph **out, struct nb_err *e)
+ctxgraph_new(struct ctxgraph_store *store, const struct ctxgraph_config *cfg, struct ctxgraph **out,
+	     struct nb_err *e)
 {
 	*out = NULL;
 	struct ctxgraph *g = calloc(1, sizeof(*g));
@@ -1313,8 +1321,7 @@ ctxgraph_new(struct ctxgraph_store *store, const struct ctxgraph_config *cfg,
 		}
 		/* The control socket first: it fails if another ctxgraph serves this run dir,
 		 * before anything of that one's is touched. */
-		r = nb_ipc_server_listen(g->srv, g->control_path, 0600, (gid_t)-1, &g->control,
-					 e);
+		r = nb_ipc_server_listen(g->srv, g->control_path, 0600, (gid_t)-1, &g->control, e);
 		if (r == 0)
 			r = make_agent_dir(g->agent_dir, e);
 		if (r < 0)

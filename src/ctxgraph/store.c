@@ -138,8 +138,8 @@ read_stmt(struct ctxgraph_store *s, enum read_kind kind, const struct ctxgraph_s
 	/* " AND (agent = ?10 OR (key >= ?11 AND key < ?12) OR ...)": at most ~40 bytes a range. */
 	char filter[64 + 48 * CTXGRAPH_STORE_MAX_PREFIXES] = "";
 	if (shape > 0) {
-		size_t o = (size_t)snprintf(filter, sizeof(filter), " AND (agent = ?%d",
-					    SCOPE_PARAM);
+		size_t o =
+			(size_t)snprintf(filter, sizeof(filter), " AND (agent = ?%d", SCOPE_PARAM);
 		for (size_t i = 0; i < scope->n_prefixes; i++) {
 			int lo = SCOPE_PARAM + 1 + 2 * (int)i;
 			o += (size_t)snprintf(filter + o, sizeof(filter) - o,
@@ -236,8 +236,8 @@ exec(struct ctxgraph_store *s, const char *sql, struct nb_err *e)
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		int r = nb_err_set(e, (rc & 0xff) == SQLITE_FULL ? ENOSPC : EIO, "ctxgraph store: %s",
-				   msg ? msg : sqlite3_errstr(rc));
+		int r = nb_err_set(e, (rc & 0xff) == SQLITE_FULL ? ENOSPC : EIO,
+				   "ctxgraph store: %s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return r;
 	}
@@ -345,8 +345,9 @@ ctxgraph_store_open(const char *path, struct ctxgraph_store **out, struct nb_err
 		    SQLITE_OPEN_EXRESCODE | (memory ? 0 : SQLITE_OPEN_NOFOLLOW);
 	int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
 	if (rc != SQLITE_OK) {
-		int r = nb_err_set(e, (rc & 0xff) == SQLITE_CANTOPEN ? EACCES : EIO, "%s: cannot open: %s",
-				   path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		int r = nb_err_set(e, (rc & 0xff) == SQLITE_CANTOPEN ? EACCES : EIO,
+				   "%s: cannot open: %s", path,
+				   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		ctxgraph_store_close(s);
 		return r;
 	}
@@ -442,8 +443,7 @@ put_one(struct ctxgraph_store *s, struct ctxgraph_put *p, struct nb_err *e)
 }
 
 int
-ctxgraph_store_put(struct ctxgraph_store *s, struct ctxgraph_put *items, size_t n,
-		   struct nb_err *e)
+ctxgraph_store_put(struct ctxgraph_store *s, struct ctxgraph_put *items, size_t n, struct nb_err *e)
 {
 	if (n == 0)
 		return 0;
@@ -467,7 +467,8 @@ ctxgraph_store_put(struct ctxgraph_store *s, struct ctxgraph_put *items, size_t 
 	if (txn) {
 		int r = step_done(s, s->commit, "commit", e);
 		if (r < 0) {
-			/* A failed COMMIT may leave the transaction open: end it, nothing stored. */
+			/* A failed COMMIT may leave the transaction open: end it, nothing stored.
+			 */
 			if (!sqlite3_get_autocommit(s->db))
 				step_done(s, s->rollback, "rollback", NULL);
 			return r;
@@ -479,9 +480,8 @@ ctxgraph_store_put(struct ctxgraph_store *s, struct ctxgraph_put *items, size_t 
 /* ---- reads ---- */
 
 int
-ctxgraph_store_latest(struct ctxgraph_store *s, const char *key,
-		      const struct ctxgraph_scope *scope, ctxgraph_row_fn fn, void *data,
-		      struct nb_err *e)
+ctxgraph_store_latest(struct ctxgraph_store *s, const char *key, const struct ctxgraph_scope *scope,
+		      ctxgraph_row_fn fn, void *data, struct nb_err *e)
 {
 	sqlite3_stmt *st;
 	int r = read_stmt(s, Q_LATEST, scope, &st, e);

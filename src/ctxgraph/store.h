@@ -45,9 +45,9 @@ struct ctxgraph_put {
 	size_t value_len;
 	int64_t created_at;
 	/* out */
-	bool created;	    /* false: an entry with this hash was already there */
-	int64_t seq;	    /* the stored entry's (the existing one's when !created) */
-	int64_t stored_at;  /* its created_at */
+	bool created;	   /* false: an entry with this hash was already there */
+	int64_t seq;	   /* the stored entry's (the existing one's when !created) */
+	int64_t stored_at; /* its created_at */
 };
 
 /*

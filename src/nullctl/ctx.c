@@ -56,9 +56,10 @@ ctx_connect(struct ctl *c)
 	if (c->client)
 		return 0;
 	if (e.code == ENOENT || e.code == ECONNREFUSED)
-		return ctl_fail("ctxgraph is not running (%s %s); it runs under nulld (see `nullctl "
-				"status`) or as `ctxgraph --state-dir DIR`",
-				e.code == ENOENT ? "no socket at" : "nothing listens on", path);
+		return ctl_fail(
+			"ctxgraph is not running (%s %s); it runs under nulld (see `nullctl "
+			"status`) or as `ctxgraph --state-dir DIR`",
+			e.code == ENOENT ? "no socket at" : "nothing listens on", path);
 	if (e.code == EACCES || e.code == EPERM)
 		return ctl_fail("%s (only root may use ctxgraph's control socket)", e.msg);
 	return ctl_fail("%s", e.msg[0] ? e.msg : strerror(e.code));
@@ -80,8 +81,8 @@ ctx_call(struct ctl *c, const char *method, json_t *params, json_t **result)
 	if (rpc && rpc->code != 0)
 		return ctl_fail("%s", rpc->message[0] ? rpc->message : e.msg);
 	if (r == -ETIMEDOUT)
-		return ctl_fail("no reply from ctxgraph to '%s' within %d s (see --timeout)", method,
-				c->timeout_ms / 1000);
+		return ctl_fail("no reply from ctxgraph to '%s' within %d s (see --timeout)",
+				method, c->timeout_ms / 1000);
 	if (r == -ECONNRESET || r == -EPIPE)
 		return ctl_fail("ctxgraph closed the connection during '%s'", method);
 	return ctl_fail("%s: %s", method, e.msg[0] ? e.msg : strerror(-r));
@@ -157,7 +158,8 @@ list_entries(struct ctl *c, const char *method, json_t *params, int64_t max)
 			break;
 		json_t *es = json_object_get(res, "entries");
 		json_t *cursor = json_object_get(res, "cursor");
-		if (!json_is_array(es) || (cursor && !json_is_null(cursor) && !json_is_string(cursor))) {
+		if (!json_is_array(es) ||
+		    (cursor && !json_is_null(cursor) && !json_is_string(cursor))) {
 			r = unexpected(method);
 			break;
 		}

@@ -145,6 +145,9 @@ agent_free(struct agent *a)
 }
 
 static void on_health_timer(struct nulld *d, struct nulld_watch *w, uint32_t events);
+static const struct nulld_unit *service_up(struct nulld *d, const char *name);
+static int service_call(struct nulld *d, const char *sock, const char *method, json_t *params,
+			json_t **res, struct nb_err *e);
 
 static char **
 strv_copy(char **v)
@@ -335,6 +338,14 @@ nulld_agent_remove(struct nulld *d, struct nulld_unit *u, struct nb_err *e)
 			    "asked; it was not running (%s)", nulld_unit_state_name(u->state));
 	nulld_unit_stop(d, u);
 	registry_remove(d, u->name);
+	/* Its ctxgraph socket goes with it (its entries stay: memory outlives agents). */
+	if (service_up(d, "ctxgraph")) {
+		struct nb_err ue = { 0 };
+		_cleanup_json_ json_t *p = json_pack("{s:s}", "name", u->name);
+		_cleanup_json_ json_t *res = NULL;
+		if (service_call(d, "ctxgraph.sock", "agent.unregister", p, &res, &ue) < 0)
+			log_warn("agent %s: ctxgraph: %s", u->name, ue.msg);
+	}
 	return 0;
 }
 
@@ -669,8 +680,9 @@ register_ctxgraph(struct nulld *d, struct nulld_unit *u, char **path, struct nb_
 		json_array_append_new(rd, json_string(*x));
 	for (char **x = a->ctx_write; x && *x; x++)
 		json_array_append_new(wr, json_string(*x));
-	_cleanup_json_ json_t *p =
-		json_pack("{s:s, s:o, s:o}", "name", u->name, "read", rd, "write", wr);
+	/* Only the agent's uid (cage's default as root) may connect to its socket. */
+	_cleanup_json_ json_t *p = json_pack("{s:s, s:o, s:o, s:i}", "name", u->name, "read", rd,
+					     "write", wr, "uid", 65534);
 	_cleanup_json_ json_t *res = NULL;
 	int r = service_call(d, "ctxgraph.sock", "agent.register", p, &res, e);
 	if (r < 0)

@@ -132,11 +132,14 @@ check_result(json_t *res)
 	json_t *en;
 	json_array_foreach(es, i, en)
 	{
-		if (json_object_get(en, "key"))
-			check_entry(en);
-		else
-			CHECK(json_is_string(json_object_get(en, "hash")));
+		check_entry(en);
 	}
+	json_t *hashes = json_object_get(res, "hashes");
+	json_array_foreach(hashes, i, en)
+	{
+		CHECK(json_is_string(en) && json_string_length(en) == NB_SHA256_HEX_LEN);
+	}
+	CHECK(json_array_size(hashes) == json_array_size(json_object_get(res, "seqs")));
 	json_t *cursor = json_object_get(res, "cursor");
 	CHECK(!cursor || json_is_null(cursor) || json_is_string(cursor));
 }

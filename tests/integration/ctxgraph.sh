@@ -349,7 +349,7 @@ with open(out, "w") as f:
         while True:
             r = c.write_batch([("b/%s/%d" % (n, i), {"i": i}), ("b/%s/%d/x" % (n, i), i)]) \
                 if i % 3 == 0 else c.write("b/%s/%d" % (n, i), {"i": i, "w": n})
-            hashes = [e["hash"] for e in r["entries"]] if "entries" in r else [r["hash"]]
+            hashes = r["hashes"] if "hashes" in r else [r["hash"]]
             for h in hashes:
                 f.write(h + "\n")
             f.flush()

@@ -153,8 +153,8 @@ call(struct fixture *f, const char *who, const char *method, const char *fmt, ..
 	struct nb_ipc_peer peer = { .pid = 1, .uid = 0, .gid = 0 };
 	char *out = NULL;
 	size_t len = 0;
-	assert_int_equal(nb_ipc_server_feed(ctxgraph_server(f->g), &peer, buf, n + 1, 0, &out, &len),
-			 0);
+	assert_int_equal(
+		nb_ipc_server_feed(ctxgraph_server(f->g), &peer, buf, n + 1, 0, &out, &len), 0);
 	free(buf);
 	assert_true(len > 0 && out[len - 1] == '\n');
 	json_t *resp = json_loadb(out, len, 0, &jerr);
@@ -213,7 +213,8 @@ static void
 test_write_read_hash(void **state)
 {
 	struct fixture *f = *state;
-	json_t *w = call(f, "alice", "ctx.write", "{\"key\":\"alice/n\",\"value\":{\"b\":2,\"a\":\"x\"}}");
+	json_t *w = call(f, "alice", "ctx.write",
+			 "{\"key\":\"alice/n\",\"value\":{\"b\":2,\"a\":\"x\"}}");
 	const char *hash = json_string_value(json_object_get(ok(w), "hash"));
 	/* SHA-256("alice" 0x00 "alice/n" 0x00 '{"a":"x","b":2}'), independently. */
 	char want[NB_SHA256_HEX_LEN + 1];
@@ -224,8 +225,8 @@ test_write_read_hash(void **state)
 	assert_string_equal(hash, want);
 	assert_true(json_is_true(json_object_get(ok(w), "created")));
 	/* The same write again: the same hash, nothing new. */
-	json_t *w2 =
-		call(f, "alice", "ctx.write", "{\"key\":\"alice/n\",\"value\":{\"a\":\"x\",\"b\":2}}");
+	json_t *w2 = call(f, "alice", "ctx.write",
+			  "{\"key\":\"alice/n\",\"value\":{\"a\":\"x\",\"b\":2}}");
 	assert_string_equal(json_string_value(json_object_get(ok(w2), "hash")), want);
 	assert_true(json_is_false(json_object_get(ok(w2), "created")));
 	assert_int_equal(entries(f), 1);
@@ -313,13 +314,15 @@ test_rate_limit(void **state)
 		     CTXGRAPH_ERR_RATE, NULL);
 	/* A batch takes as many tokens as entries; one larger than the burst never fits. */
 	f->now_ns += 10LL * 1000000000;
-	expect_error(call(f, "fast", "ctx.write_batch",
-			  "{\"entries\":[{\"key\":\"r/1\",\"value\":1},{\"key\":\"r/2\",\"value\":1},"
-			  "{\"key\":\"r/3\",\"value\":1},{\"key\":\"r/4\",\"value\":1},"
-			  "{\"key\":\"r/5\",\"value\":1},{\"key\":\"r/6\",\"value\":1}]}"),
-		     CTXGRAPH_ERR_RATE, "burst of 5");
-	json_decref(call(f, "fast", "ctx.write_batch",
-			 "{\"entries\":[{\"key\":\"r/a\",\"value\":1},{\"key\":\"r/b\",\"value\":1}]}"));
+	expect_error(
+		call(f, "fast", "ctx.write_batch",
+		     "{\"entries\":[{\"key\":\"r/1\",\"value\":1},{\"key\":\"r/2\",\"value\":1},"
+		     "{\"key\":\"r/3\",\"value\":1},{\"key\":\"r/4\",\"value\":1},"
+		     "{\"key\":\"r/5\",\"value\":1},{\"key\":\"r/6\",\"value\":1}]}"),
+		CTXGRAPH_ERR_RATE, "burst of 5");
+	json_decref(call(
+		f, "fast", "ctx.write_batch",
+		"{\"entries\":[{\"key\":\"r/a\",\"value\":1},{\"key\":\"r/b\",\"value\":1}]}"));
 	assert_int_equal(entries(f), 8);
 	/* Other agents have their own bucket; the operator has none. */
 	json_decref(call(f, "alice", "ctx.write", "{\"key\":\"alice/1\",\"value\":1}"));
@@ -357,10 +360,12 @@ test_acl_write(void **state)
 			 "{\"key\":\"shared/1\",\"value\":{\"x\":null}},"
 			 "{\"key\":\"alice/1\",\"value\":1}]}");
 	assert_int_equal(json_integer_value(json_object_get(ok(b), "created")), 2);
-	json_t *arr = json_object_get(ok(b), "entries");
-	assert_int_equal(json_array_size(arr), 3);
-	assert_true(json_equal(json_object_get(json_array_get(arr, 0), "hash"),
-			       json_object_get(json_array_get(arr, 2), "hash")));
+	json_t *hashes = json_object_get(ok(b), "hashes");
+	json_t *seqs = json_object_get(ok(b), "seqs");
+	assert_int_equal(json_array_size(hashes), 3);
+	assert_true(json_equal(json_array_get(hashes, 0), json_array_get(hashes, 2)));
+	assert_true(json_equal(json_array_get(seqs, 0), json_array_get(seqs, 2)));
+	assert_int_equal(json_integer_value(json_array_get(seqs, 1)), 2);
 	json_decref(b);
 	assert_int_equal(entries(f), 2);
 }
@@ -460,7 +465,8 @@ test_forged_agent(void **state)
 	/* Operator writes need the agent, and are audited as the operator's. */
 	expect_error(call(f, "operator", "ctx.write", "{\"key\":\"k\",\"value\":1}"),
 		     NB_IPC_INVALID_PARAMS, "required");
-	json_decref(call(f, "operator", "ctx.write", "{\"agent\":\"bob\",\"key\":\"k\",\"value\":1}"));
+	json_decref(
+		call(f, "operator", "ctx.write", "{\"agent\":\"bob\",\"key\":\"k\",\"value\":1}"));
 	assert_string_equal(last_audit(f)->verdict, "allowed");
 	assert_non_null(strstr(last_audit(f)->reason, "operator as agent bob"));
 }
@@ -521,7 +527,8 @@ test_pages(void **state)
 		json_t *q = cursor ? call(f, "bob", "ctx.query",
 					  "{\"prefix\":\"shared/\",\"limit\":10,\"cursor\":\"%s\"}",
 					  cursor)
-				   : call(f, "bob", "ctx.query", "{\"prefix\":\"shared/\",\"limit\":10}");
+				   : call(f, "bob", "ctx.query",
+					  "{\"prefix\":\"shared/\",\"limit\":10}");
 		json_t *es = json_object_get(ok(q), "entries");
 		for (size_t i = 0; i < json_array_size(es); i++, seen++) {
 			char want[32];
@@ -547,7 +554,8 @@ test_pages(void **state)
 	json_t *es = json_object_get(ok(h), "entries");
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(es, 0), "value")), 5);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(es, 1), "value")), 100);
-	json_t *h2 = call(f, "bob", "ctx.history", "{\"key\":\"shared/05\",\"limit\":3,\"cursor\":\"%s\"}",
+	json_t *h2 = call(f, "bob", "ctx.history",
+			  "{\"key\":\"shared/05\",\"limit\":3,\"cursor\":\"%s\"}",
 			  json_string_value(json_object_get(ok(h), "cursor")));
 	es = json_object_get(ok(h2), "entries");
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(es, 0), "value")), 102);
@@ -558,8 +566,8 @@ test_pages(void **state)
 	memset(v, 'x', 14999);
 	v[14999] = '\0';
 	for (int i = 0; i < 10; i++)
-		json_decref(call(f, "alice", "ctx.write", "{\"key\":\"alice/big/%d\",\"value\":\"%s\"}",
-				 i, v));
+		json_decref(call(f, "alice", "ctx.write",
+				 "{\"key\":\"alice/big/%d\",\"value\":\"%s\"}", i, v));
 	free(v);
 	int total = 0;
 	pages = 0;
@@ -570,8 +578,9 @@ test_pages(void **state)
 		const char *c = json_string_value(json_object_get(ok(q), "cursor"));
 		if (!c)
 			break;
-		json_t *next = call(f, "alice", "ctx.query",
-				    "{\"prefix\":\"alice/big/\",\"limit\":1000,\"cursor\":\"%s\"}", c);
+		json_t *next =
+			call(f, "alice", "ctx.query",
+			     "{\"prefix\":\"alice/big/\",\"limit\":1000,\"cursor\":\"%s\"}", c);
 		json_decref(q);
 		q = next;
 	}

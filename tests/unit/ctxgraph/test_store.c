@@ -243,8 +243,7 @@ test_like_wildcards(void **state)
 	assert_string_equal(u.text, "alice|x_y|1|2\n");
 	/* A backslash is not an escape either. */
 	struct rows b = { 0 };
-	assert_int_equal(ctxgraph_store_prefix(f->s, "x\\", NULL, &ALL, 100, collect, &b, &e),
-			 1);
+	assert_int_equal(ctxgraph_store_prefix(f->s, "x\\", NULL, &ALL, 100, collect, &b, &e), 1);
 	/* A key with '%' read exactly, and a cursor holding one. */
 	struct rows l = { 0 };
 	assert_int_equal(ctxgraph_store_latest(f->s, "x%", &ALL, collect, &l, &e), 1);
@@ -264,9 +263,8 @@ test_utf8_prefix(void **state)
 	put(f->s, "alice", "cafe", "1", 1);
 	struct nb_err e = { 0 };
 	struct rows r = { 0 };
-	assert_int_equal(ctxgraph_store_prefix(f->s, "caf\xc3\xa9", NULL, &ALL, 100, collect, &r,
-					       &e),
-			 2);
+	assert_int_equal(
+		ctxgraph_store_prefix(f->s, "caf\xc3\xa9", NULL, &ALL, 100, collect, &r, &e), 2);
 	struct rows r2 = { 0 };
 	assert_int_equal(ctxgraph_store_prefix(f->s, "caf", NULL, &ALL, 100, collect, &r2, &e), 3);
 }
@@ -286,7 +284,8 @@ test_scope(void **state)
 	struct nb_err e = { 0 };
 	struct rows r = { 0 };
 	assert_int_equal(ctxgraph_store_prefix(f->s, "", NULL, &alice, 100, collect, &r, &e), 3);
-	assert_string_equal(r.text, "alice|private/alice|4|4\nbob|shared/1|5|5\nbob|shared/2|2|2\n");
+	assert_string_equal(r.text,
+			    "alice|private/alice|4|4\nbob|shared/1|5|5\nbob|shared/2|2|2\n");
 	/* Own only: the latest *visible* shared/1 is alice's, not bob's newer one. */
 	struct rows o = { 0 };
 	assert_int_equal(ctxgraph_store_latest(f->s, "shared/1", &own, collect, &o, &e), 1);
@@ -307,7 +306,9 @@ test_scope(void **state)
 	const char *many[CTXGRAPH_STORE_MAX_PREFIXES];
 	for (size_t i = 0; i < NB_ARRAY_SIZE(many); i++)
 		many[i] = i == NB_ARRAY_SIZE(many) - 1 ? "private/" : "zz";
-	struct ctxgraph_scope m = { .agent = NULL, .prefixes = many, .n_prefixes = NB_ARRAY_SIZE(many) };
+	struct ctxgraph_scope m = { .agent = NULL,
+				    .prefixes = many,
+				    .n_prefixes = NB_ARRAY_SIZE(many) };
 	struct rows mr = { 0 };
 	assert_int_equal(ctxgraph_store_prefix(f->s, "", NULL, &m, 10, collect, &mr, &e), 2);
 	m.n_prefixes++;
@@ -474,7 +475,9 @@ test_cursors(void **state)
 	static const char *const bad_key[] = { "", "k", "k0", "kzz", "s1", "k0a0", "k00" };
 	for (size_t i = 0; i < NB_ARRAY_SIZE(bad_key); i++)
 		assert_int_equal(ctxgraph_cursor_key(bad_key[i], key), -EINVAL);
-	static const char *const bad_seq[] = { "", "s", "s-1", "s1x", "k1", "s99999999999999999999" };
+	static const char *const bad_seq[] = {
+		"", "s", "s-1", "s1x", "k1", "s99999999999999999999"
+	};
 	for (size_t i = 0; i < NB_ARRAY_SIZE(bad_seq); i++)
 		assert_int_equal(ctxgraph_cursor_seq(bad_seq[i], &seq), -EINVAL);
 }
