@@ -551,9 +551,10 @@ load_agent(struct ctx *c, const struct nb_toml_entry *te)
 			} else {
 				char got[96];
 				nb_toml_format_string(got, sizeof(got), v->string, 32);
-				return bad(c, v->line, f,
-					   "must be \"always\", \"on-failure\" or \"never\" (got %s)",
-					   got);
+				return bad(
+					c, v->line, f,
+					"must be \"always\", \"on-failure\" or \"never\" (got %s)",
+					got);
 			}
 		} else {
 			return unknown(c, en, f, "name, version, runtime, entry, restart");

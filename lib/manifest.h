@@ -50,8 +50,8 @@ struct nb_manifest {
 	char name[NB_AGENT_NAME_MAX + 1]; /* required, [A-Za-z0-9_-]{1,64} */
 	char *version;			  /* required, non-empty */
 	enum nb_runtime runtime;	  /* required: "binary" | "python" */
-	char *entry; /* required, non-empty; relative to the agent dir or absolute */
-	enum nb_restart restart;          /* default on-failure */
+	char *entry;		 /* required, non-empty; relative to the agent dir or absolute */
+	enum nb_restart restart; /* default on-failure */
 
 	/* [capabilities] */
 	bool shell;		  /* default false */

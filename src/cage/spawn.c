@@ -593,8 +593,8 @@ cage_run(const struct cage_config *c, struct cage_result *res, struct nb_err *e)
 	if (pid == 0) {
 		close(sync[0]);
 		close(sig_fd);
-		/* Only cage may hold the guard's pipe: the guard acts when cage is gone, even if the
-		 * sandbox is frozen and cannot die yet. */
+		/* Only cage may hold the guard's pipe: the guard acts when cage is gone, even if
+		 * the sandbox is frozen and cannot die yet. */
 		if (guard_fd >= 0)
 			close(guard_fd);
 		sandbox_child(c, filter, sync[1]);

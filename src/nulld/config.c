@@ -245,7 +245,8 @@ nulld_config_defaults(const char *bindir, struct nulld_config *c, struct nb_err 
 		if (access(bin, X_OK) < 0)
 			snprintf(bin, sizeof(bin), "%s/../%s/%s", bindir, names[i], names[i]);
 		if (access(bin, X_OK) < 0) {
-			log_info("service %s: not installed (next to nulld), not started", names[i]);
+			log_info("service %s: not installed (next to nulld), not started",
+				 names[i]);
 			continue;
 		}
 		char real[4096];
