@@ -18,6 +18,7 @@
  * with what the peer sends. A connection that is closed becomes a zombie until the end of the
  * current dispatch, so nothing an event or a handler still points at is freed under it.
  */
+#include "utf8.h"
 #include "ipc.h"
 
 #include <errno.h>
@@ -50,39 +51,6 @@ now_ms(void)
 
 /* ---- text and messages ---- */
 
-/* Length (1-4) of the valid UTF-8 sequence at @s with @n bytes left, its code point in *cp; 0 if
- * invalid (bad lead or continuation, overlong, surrogate, beyond U+10FFFF). */
-static size_t
-utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t v, min;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if ((c & 0xE0) == 0xC0) {
-		len = 2, v = c & 0x1F, min = 0x80;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3, v = c & 0x0F, min = 0x800;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-		return 0;
-	*cp = v;
-	return len;
-}
-
 /*
  * Copies @src into @dst (@size > 0 bytes) as valid UTF-8 without control characters: each invalid
  * byte or control character becomes '?', and truncation never splits a character. Error texts
@@ -96,7 +64,7 @@ text_clean(char *dst, size_t size, const char *src)
 	size_t n = strlen(src), i = 0, o = 0;
 	while (i < n) {
 		uint32_t cp = 0;
-		size_t k = utf8_seq(s + i, n - i, &cp);
+		size_t k = nb_utf8_seq(s + i, n - i, &cp);
 		const char *piece = src + i;
 		size_t plen = k;
 		if (k == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {

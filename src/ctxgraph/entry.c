@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "cleanup.h"
 #include "ctxgraph.h"
 
@@ -24,39 +25,6 @@ ctxgraph_name_valid(const char *name)
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
 			return false;
 	return true;
-}
-
-/* Length (1-4) of the valid UTF-8 sequence at @s (@n bytes left) with its code point in *cp;
- * 0 if invalid: bad lead or continuation byte, overlong, surrogate, beyond U+10FFFF. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t v, min;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if ((c & 0xE0) == 0xC0) {
-		len = 2, v = c & 0x1F, min = 0x80;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3, v = c & 0x0F, min = 0x800;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-		return 0;
-	*cp = v;
-	return len;
 }
 
 int
@@ -84,7 +52,7 @@ ctxgraph_key_check(const char *key, size_t len, bool prefix, char *why, size_t s
 	const unsigned char *s = (const unsigned char *)key;
 	for (size_t i = 0; i < len;) {
 		uint32_t cp = 0;
-		size_t k = utf8_seq(s + i, len - i, &cp);
+		size_t k = nb_utf8_seq(s + i, len - i, &cp);
 		if (k == 0) {
 			snprintf(why, size, "the %s is not valid UTF-8 (at byte %zu)", what, i);
 			return -EINVAL;
@@ -106,7 +74,7 @@ ctxgraph_text_clip(const char *in, char *out, size_t size)
 	size_t n = strlen(in), i = 0, o = 0;
 	while (i < n) {
 		uint32_t cp = 0;
-		size_t k = utf8_seq(s + i, n - i, &cp);
+		size_t k = nb_utf8_seq(s + i, n - i, &cp);
 		const char *piece = in + i;
 		size_t plen = k;
 		if (k == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {

@@ -31,6 +31,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "utf8.h"
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
@@ -870,35 +871,6 @@ hook_reaped(struct nulld *d, pid_t pid, int status)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at @p (@n bytes left), 0 if invalid (RFC 3629 table). */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c >= 0x01 && c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
-		hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		lo = c == 0xf0 ? 0x90 : 0x80;
-		hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
-	} else
-		return 0;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t k = 2; k < len; k++)
-		if (p[k] < 0x80 || p[k] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* Agent output as a JSON string: invalid UTF-8 and NUL bytes become U+FFFD. */
 static json_t *
 utf8_json(const char *buf, size_t n)
@@ -909,7 +881,8 @@ utf8_json(const char *buf, size_t n)
 	size_t o = 0;
 	const unsigned char *p = (const unsigned char *)buf;
 	for (size_t i = 0; i < n;) {
-		size_t len = utf8_seq(p + i, n - i);
+		/* NUL becomes U+FFFD too: it would cut the string short for some readers. */
+		size_t len = p[i] ? nb_utf8_seq(p + i, n - i, NULL) : 0;
 		if (len) {
 			memcpy(out + o, p + i, len);
 			o += len;
