@@ -941,6 +941,30 @@ hook_after_events(struct nulld *d)
 	reap_removed(d);
 }
 
+/*
+ * ctxgraph came back after it ended: the sockets running agents have bound in their sandbox are
+ * gone with it (a bind holds the file, not the name). Restart them, so each gets a fresh
+ * registration and socket; their memory is in the database and stays.
+ */
+static void
+hook_state_changed(struct nulld *d, struct nulld_unit *u)
+{
+	if (u->agent || u->state != UNIT_UP || u->exits == 0 || strcmp(u->name, "ctxgraph") != 0)
+		return;
+	for (size_t i = d->n_services; i < d->n_units; i++) {
+		struct nulld_unit *a = d->units[i];
+		if (a->removed || a->pid <= 0 || a->state == UNIT_STOPPING)
+			continue;
+		nulld_audit(d, "nulld", "agent.restart", a->name, NB_AUDIT_ALLOWED, NULL,
+			    "ctxgraph restarted: the agent needs a new memory socket");
+		if (a->state == UNIT_PAUSED) {
+			struct nb_err e = { 0 };
+			nulld_agent_pause(d, a, false, &e);
+		}
+		nulld_unit_restart(d, a);
+	}
+}
+
 void nulld_agents_hooks(struct nulld *d);
 
 void
@@ -954,6 +978,7 @@ nulld_agents_hooks(struct nulld *d)
 	d->hooks.log_data = hook_log_data;
 	d->hooks.after_events = hook_after_events;
 	d->hooks.before_start = hook_before_start;
+	d->hooks.state_changed = hook_state_changed;
 }
 
 /* ---- pause ---- */

@@ -448,6 +448,39 @@ time.sleep(1000)'
 	check_clean
 }
 
+# ctxgraph killed under a running agent: nulld restarts ctxgraph, then the agent (its bound
+# socket died with ctxgraph), and the agent's memory works again and still holds its first write.
+t_agent_ctxgraph_restart() {
+	[ -x "${NULLBOX_CTXGRAPH:-}" ] || { echo "BROKEN TEST: NULLBOX_CTXGRAPH not set" >&2; exit 99; }
+	local a="g-$NAME_TAG" pid
+	printf '[service.ctxgraph]\nbinary = "%s"\n' "$NULLBOX_CTXGRAPH" >"$W/nulld.toml"
+	agent_dir "$a" "$(printf '[capabilities.ctxgraph]\nread = ["notes/"]\nwrite = ["notes/"]')" '
+import json, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/nullbox/ctxgraph.sock")
+f = s.makefile()
+def call(i, method, params):
+    s.sendall((json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n").encode())
+    return json.loads(f.readline())
+r = call(1, "ctx.history", {"key": "notes/starts"})
+n = len(r.get("result", {}).get("entries", []))
+w = call(2, "ctx.write", {"key": "notes/starts", "value": {"n": n}})
+print("start", n, "write ok" if "result" in w else "write failed", flush=True)
+time.sleep(1000)'
+	nd_start "$W/nulld.toml"
+	wait_for 10 service_is 0 up || die "ctxgraph did not get ready"
+	ctl agent start "$W/$a" >/dev/null || die "agent start failed"
+	wait_for 10 sh -c "\"$NULLBOX_NULLCTL\" --state-dir \"$S\" agent logs $a | grep -q '^start 0 write ok'" ||
+		die "the first start did not write: $(ctl agent logs "$a")"
+	pid=$(service_field 0 pid)
+	kill -9 "$pid"
+	wait_for 15 sh -c "\"$NULLBOX_NULLCTL\" --state-dir \"$S\" agent logs $a | grep -q '^start 1 write ok'" ||
+		die "after ctxgraph's restart the agent did not get its memory back: $(ctl agent logs "$a")"
+	audit_has && audit_match action=agent.restart object="$a" || die "the restart was not audited"
+	nd_stop
+	check_clean
+}
+
 # ---- audit and control ----
 
 t_audit_tamper_verify() {
