@@ -631,3 +631,29 @@ ctl_cmd_shutdown(struct ctl *c, const struct ctl_args *a)
 		puts("nulld is shutting down");
 	return CTL_EXIT_OK;
 }
+
+int
+ctl_service_connect(struct ctl *c, const char *service, const char *who_may)
+{
+	if (c->client)
+		return 0;
+	char path[PATH_MAX + 64];
+	const char *slash = strrchr(c->socket_path, '/');
+	if (!slash)
+		snprintf(path, sizeof(path), "%s.sock", service);
+	else
+		snprintf(path, sizeof(path), "%.*s/%s.sock", (int)(slash - c->socket_path),
+			 c->socket_path, service);
+	struct nb_err e = { 0 };
+	c->client = nb_ipc_connect(path, c->timeout_ms, &e);
+	if (c->client)
+		return 0;
+	if (e.code == ENOENT || e.code == ECONNREFUSED)
+		return ctl_fail("%s is not running (%s %s); it runs under nulld (see `nullctl "
+				"status`) or as `%s --state-dir DIR`",
+				service, e.code == ENOENT ? "no socket at" : "nothing listens on",
+				path, service);
+	if (e.code == EACCES || e.code == EPERM)
+		return ctl_fail("%s (only root may %s)", e.msg, who_may);
+	return ctl_fail("%s", e.msg[0] ? e.msg : strerror(e.code));
+}

@@ -31,38 +31,10 @@
 
 /* ---- connection ---- */
 
-static char ctx_path[PATH_MAX + 16];
-
-static const char *
-ctx_socket(const struct ctl *c)
-{
-	const char *slash = strrchr(c->socket_path, '/');
-	if (!slash)
-		snprintf(ctx_path, sizeof(ctx_path), "ctxgraph.sock");
-	else
-		snprintf(ctx_path, sizeof(ctx_path), "%.*s/ctxgraph.sock",
-			 (int)(slash - c->socket_path), c->socket_path);
-	return ctx_path;
-}
-
 static int
 ctx_connect(struct ctl *c)
 {
-	if (c->client)
-		return 0;
-	struct nb_err e = { 0 };
-	const char *path = ctx_socket(c);
-	c->client = nb_ipc_connect(path, c->timeout_ms, &e);
-	if (c->client)
-		return 0;
-	if (e.code == ENOENT || e.code == ECONNREFUSED)
-		return ctl_fail(
-			"ctxgraph is not running (%s %s); it runs under nulld (see `nullctl "
-			"status`) or as `ctxgraph --state-dir DIR`",
-			e.code == ENOENT ? "no socket at" : "nothing listens on", path);
-	if (e.code == EACCES || e.code == EPERM)
-		return ctl_fail("%s (only root may use ctxgraph's control socket)", e.msg);
-	return ctl_fail("%s", e.msg[0] ? e.msg : strerror(e.code));
+	return ctl_service_connect(c, "ctxgraph", "use ctxgraph's control socket");
 }
 
 static int

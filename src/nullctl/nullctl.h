@@ -183,3 +183,10 @@ void ctl_print_json(const json_t *v);
 /* Typed, lenient reads of reply members: absent or of another type gives NULL / @dflt. */
 const char *ctl_json_str(const json_t *o, const char *key);
 int64_t ctl_json_int(const json_t *o, const char *key, int64_t dflt);
+
+/*
+ * Connects c->client (if not yet) to SERVICE's socket beside nulld's, DIR/SERVICE.sock. On
+ * failure prints why (not running, or @who_may: "only root may ...") and returns the exit
+ * status to use (1); 0 when connected.
+ */
+int ctl_service_connect(struct ctl *c, const char *service, const char *who_may);

@@ -31,37 +31,10 @@
 
 /* ---- connection ---- */
 
-static char warden_path[PATH_MAX + 16];
-
-static const char *
-warden_socket(const struct ctl *c)
-{
-	const char *slash = strrchr(c->socket_path, '/');
-	if (!slash)
-		snprintf(warden_path, sizeof(warden_path), "warden.sock");
-	else
-		snprintf(warden_path, sizeof(warden_path), "%.*s/warden.sock",
-			 (int)(slash - c->socket_path), c->socket_path);
-	return warden_path;
-}
-
 static int
 vault_connect(struct ctl *c)
 {
-	if (c->client)
-		return 0;
-	struct nb_err e = { 0 };
-	const char *path = warden_socket(c);
-	c->client = nb_ipc_connect(path, c->timeout_ms, &e);
-	if (c->client)
-		return 0;
-	if (e.code == ENOENT || e.code == ECONNREFUSED)
-		return ctl_fail("warden is not running (%s %s); it runs under nulld (see `nullctl "
-				"status`) or as `warden --state-dir DIR`",
-				e.code == ENOENT ? "no socket at" : "nothing listens on", path);
-	if (e.code == EACCES || e.code == EPERM)
-		return ctl_fail("%s (only root may use the vault)", e.msg);
-	return ctl_fail("%s", e.msg[0] ? e.msg : strerror(e.code));
+	return ctl_service_connect(c, "warden", "use the vault");
 }
 
 static int
