@@ -657,3 +657,28 @@ ctl_service_connect(struct ctl *c, const char *service, const char *who_may)
 		return ctl_fail("%s (only root may %s)", e.msg, who_may);
 	return ctl_fail("%s", e.msg[0] ? e.msg : strerror(e.code));
 }
+
+int
+ctl_service_call(struct ctl *c, const char *service, const char *who_may, const char *method,
+		 json_t *params, json_t **result)
+{
+	int r = ctl_service_connect(c, service, who_may);
+	if (r)
+		return r;
+	struct nb_err e = { 0 };
+	r = nb_ipc_call(c->client, method, params, c->timeout_ms, result, &e);
+	if (r == 0)
+		return 0;
+	const struct nb_ipc_error *rpc = nb_ipc_client_last_error(c->client);
+	if (rpc && rpc->code == NB_IPC_METHOD_NOT_FOUND)
+		return ctl_fail("%s does not know '%s' (is it older than nullctl?)", service,
+				method);
+	if (rpc && rpc->code != 0)
+		return ctl_fail("%s", rpc->message[0] ? rpc->message : e.msg);
+	if (r == -ETIMEDOUT)
+		return ctl_fail("no reply from %s to '%s' within %d s (see --timeout)", service,
+				method, c->timeout_ms / 1000);
+	if (r == -ECONNRESET || r == -EPIPE)
+		return ctl_fail("%s closed the connection during '%s'", service, method);
+	return ctl_fail("%s: %s", method, e.msg[0] ? e.msg : strerror(-r));
+}

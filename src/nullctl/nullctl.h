@@ -190,3 +190,11 @@ int64_t ctl_json_int(const json_t *o, const char *key, int64_t dflt);
  * status to use (1); 0 when connected.
  */
 int ctl_service_connect(struct ctl *c, const char *service, const char *who_may);
+
+/*
+ * Calls @method on SERVICE (connecting first, see ctl_service_connect). Returns 0 with *result
+ * set, or prints why it failed (the service's own error message when it answered with one) and
+ * returns the exit status to use (1).
+ */
+int ctl_service_call(struct ctl *c, const char *service, const char *who_may, const char *method,
+		     json_t *params, json_t **result);

@@ -32,32 +32,9 @@
 /* ---- connection ---- */
 
 static int
-vault_connect(struct ctl *c)
-{
-	return ctl_service_connect(c, "warden", "use the vault");
-}
-
-static int
 vault_call(struct ctl *c, const char *method, json_t *params, json_t **result)
 {
-	int r = vault_connect(c);
-	if (r)
-		return r;
-	struct nb_err e = { 0 };
-	r = nb_ipc_call(c->client, method, params, c->timeout_ms, result, &e);
-	if (r == 0)
-		return 0;
-	const struct nb_ipc_error *rpc = nb_ipc_client_last_error(c->client);
-	if (rpc && rpc->code == NB_IPC_METHOD_NOT_FOUND)
-		return ctl_fail("warden does not know '%s' (is it older than nullctl?)", method);
-	if (rpc && rpc->code != 0)
-		return ctl_fail("%s", rpc->message[0] ? rpc->message : e.msg);
-	if (r == -ETIMEDOUT)
-		return ctl_fail("no reply from warden to '%s' within %d s (see --timeout)", method,
-				c->timeout_ms / 1000);
-	if (r == -ECONNRESET || r == -EPIPE)
-		return ctl_fail("warden closed the connection during '%s'", method);
-	return ctl_fail("%s: %s", method, e.msg[0] ? e.msg : strerror(-r));
+	return ctl_service_call(c, "warden", "use the vault", method, params, result);
 }
 
 static int
